@@ -1,0 +1,219 @@
+package badgerstore
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/tollgate-dev/tollgate/store"
+)
+
+// Customers and spend logs are written on every RecordSpend, so they use this
+// compact binary form (about ten times cheaper than encoding/json, mostly for
+// the times). Budgets are admin-only and nested, so they stay JSON.
+//
+// A record is a format byte, a flags byte, then fields in a fixed order:
+// integers as varints, strings as length-prefixed bytes, times as varint Unix
+// seconds plus nanoseconds. A new field means a new format byte.
+const (
+	customerFormat byte = 1
+	logFormat      byte = 1
+)
+
+// Customer flags: Blocked, then which optional strings follow.
+const (
+	flagBlocked = 1 << iota
+	flagAlias
+	flagRegion
+	flagDefaultModel
+	flagBudgetID
+)
+
+// Spend log flags.
+const (
+	flagUnpriced = 1 << iota
+	flagEstimated
+)
+
+var errCorrupt = errors.New("corrupt record")
+
+func appendString(b []byte, s string) []byte {
+	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
+}
+
+func appendStamp(b []byte, t time.Time) []byte {
+	return binary.AppendUvarint(binary.AppendVarint(b, t.Unix()), uint64(t.Nanosecond()))
+}
+
+func (r customerRec) MarshalBinary() ([]byte, error) {
+	var flags byte
+	if r.Blocked {
+		flags |= flagBlocked
+	}
+	b := make([]byte, 2, 48)
+	b[0] = customerFormat
+	b = binary.AppendVarint(b, int64(r.Spend))
+	b = appendStamp(b, r.CreatedAt)
+	b = appendStamp(b, r.UpdatedAt)
+	for _, f := range []struct {
+		flag byte
+		s    *string
+	}{{flagAlias, r.Alias}, {flagRegion, r.AllowedModelRegion}, {flagDefaultModel, r.DefaultModel}, {flagBudgetID, r.BudgetID}} {
+		if f.s != nil {
+			flags |= f.flag
+			b = appendString(b, *f.s)
+		}
+	}
+	b[1] = flags
+	return b, nil
+}
+
+func (r *customerRec) UnmarshalBinary(b []byte) error {
+	d := decoder{b: b}
+	if d.byte() != customerFormat {
+		return fmt.Errorf("%w: unknown customer format", errCorrupt)
+	}
+	flags := d.byte()
+	*r = customerRec{
+		Spend:     store.Nano(d.varint()),
+		CreatedAt: d.stamp(),
+		UpdatedAt: d.stamp(),
+		Blocked:   flags&flagBlocked != 0,
+	}
+	r.Alias = d.optString(flags, flagAlias)
+	r.AllowedModelRegion = d.optString(flags, flagRegion)
+	r.DefaultModel = d.optString(flags, flagDefaultModel)
+	r.BudgetID = d.optString(flags, flagBudgetID)
+	return d.done()
+}
+
+func (r logRec) MarshalBinary() ([]byte, error) {
+	var flags byte
+	if r.Unpriced {
+		flags |= flagUnpriced
+	}
+	if r.Estimated {
+		flags |= flagEstimated
+	}
+	b := make([]byte, 0, 96+len(r.ClientRequestID)+len(r.CustomerID)+len(r.Model)+len(r.Path))
+	b = append(b, logFormat, flags)
+	b = appendString(b, r.ClientRequestID)
+	b = appendString(b, r.CustomerID)
+	b = appendString(b, r.Model)
+	b = appendString(b, r.Path)
+	for _, v := range []int64{
+		r.PromptTokens, r.CompletionTokens, r.TotalTokens, r.CacheReadTokens,
+		r.CacheCreationTokens, r.ReasoningTokens, int64(r.Cost),
+	} {
+		b = binary.AppendVarint(b, v)
+	}
+	b = appendStamp(b, r.StartTime)
+	return appendStamp(b, r.EndTime), nil
+}
+
+func (r *logRec) UnmarshalBinary(b []byte) error {
+	d := decoder{b: b}
+	if d.byte() != logFormat {
+		return fmt.Errorf("%w: unknown spend log format", errCorrupt)
+	}
+	flags := d.byte()
+	*r = logRec{
+		ClientRequestID:     d.string(),
+		CustomerID:          d.string(),
+		Model:               d.string(),
+		Path:                d.string(),
+		PromptTokens:        d.varint(),
+		CompletionTokens:    d.varint(),
+		TotalTokens:         d.varint(),
+		CacheReadTokens:     d.varint(),
+		CacheCreationTokens: d.varint(),
+		ReasoningTokens:     d.varint(),
+		Cost:                store.Nano(d.varint()),
+		StartTime:           d.stamp(),
+		EndTime:             d.stamp(),
+		Unpriced:            flags&flagUnpriced != 0,
+		Estimated:           flags&flagEstimated != 0,
+	}
+	return d.done()
+}
+
+// decoder reads fields in order; after the first malformed field every read
+// returns a zero value and done reports the error.
+type decoder struct {
+	b   []byte
+	bad bool
+}
+
+func (d *decoder) byte() byte {
+	if d.bad || len(d.b) == 0 {
+		d.bad = true
+		return 0
+	}
+	c := d.b[0]
+	d.b = d.b[1:]
+	return c
+}
+
+func (d *decoder) varint() int64 {
+	if d.bad {
+		return 0
+	}
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.bad = true
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) uvarint() uint64 {
+	if d.bad {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.bad = true
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) string() string {
+	n := d.uvarint()
+	if d.bad || n > uint64(len(d.b)) {
+		d.bad = true
+		return ""
+	}
+	s := string(d.b[:n])
+	d.b = d.b[n:]
+	return s
+}
+
+func (d *decoder) optString(flags, flag byte) *string {
+	if flags&flag == 0 {
+		return nil
+	}
+	s := d.string()
+	return &s
+}
+
+func (d *decoder) stamp() time.Time {
+	sec, nsec := d.varint(), d.uvarint()
+	if nsec >= 1e9 {
+		d.bad = true
+	}
+	if d.bad {
+		return time.Time{}
+	}
+	return time.Unix(sec, int64(nsec)).UTC()
+}
+
+func (d *decoder) done() error {
+	if d.bad || len(d.b) != 0 {
+		return errCorrupt
+	}
+	return nil
+}
