@@ -1,0 +1,640 @@
+// Package mockllm is an OpenAI-compatible LLM upstream for demos and tests. It
+// answers chat completions, completions and embeddings for any model with a
+// fixed reply and usage derived from the request, so tests can compute the
+// exact token counts (PromptTokens, CompletionTokens) and so the spend tollgate
+// should record. Request headers force errors (x-mock-status) and latency
+// (x-mock-delay-ms); /__mock/* endpoints let tests see what reached it.
+package mockllm
+
+import (
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+const (
+	// ReplyWords is the length in words, and so in completion tokens, of every
+	// reply that max_tokens does not cut short.
+	ReplyWords = 16
+	// MessageOverheadTokens is counted for each chat message on top of its words.
+	MessageOverheadTokens = 3
+	// EmbeddingDimensions is the length of every embedding vector.
+	EmbeddingDimensions = 8
+	// streamChunkWords is how many words each streamed content chunk carries.
+	streamChunkWords = 4
+	// maxBodyBytes bounds request bodies; larger ones get 413.
+	maxBodyBytes = 64 << 20
+)
+
+// replyText has exactly ReplyWords words.
+const replyText = "This is a deterministic reply from mockllm, the tollgate mock upstream for offline tests and demos."
+
+const (
+	headerStatus = "x-mock-status"
+	headerDelay  = "x-mock-delay-ms"
+)
+
+// Server is the mock upstream; it is an http.Handler safe for concurrent use.
+type Server struct {
+	now func() time.Time
+
+	mu     sync.Mutex
+	count  int64
+	byPath map[string]int64
+	last   *Request
+}
+
+// New returns a Server with no requests recorded.
+func New() *Server {
+	return &Server{now: time.Now, byPath: map[string]int64{}}
+}
+
+// Request is an LLM request as the mock received it.
+type Request struct {
+	Method string `json:"method"`
+	Path   string `json:"path"`
+	// Header has lower-case names; repeated values are joined with ", ".
+	// The Host header is included as "host".
+	Header map[string]string `json:"headers"`
+	Body   string            `json:"body"`
+}
+
+// Stats counts the LLM requests received since New or the last Reset.
+type Stats struct {
+	Requests int64            `json:"requests"`
+	ByPath   map[string]int64 `json:"by_path"`
+}
+
+// Requests returns how many LLM requests were received: every request outside
+// /__mock/, whatever its path, method or outcome.
+func (s *Server) Requests() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.count
+}
+
+// Stats returns the request counters.
+func (s *Server) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return Stats{Requests: s.count, ByPath: maps.Clone(s.byPath)}
+}
+
+// Last returns the most recent LLM request, and false if there was none.
+func (s *Server) Last() (Request, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.last == nil {
+		return Request{}, false
+	}
+	r := *s.last
+	r.Header = maps.Clone(r.Header)
+	return r, true
+}
+
+// Reset forgets all recorded requests.
+func (s *Server) Reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.count = 0
+	s.byPath = map[string]int64{}
+	s.last = nil
+}
+
+// ServeHTTP serves the OpenAI-compatible endpoints and /__mock/*.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, "/__mock/") {
+		s.serveIntrospection(w, r)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	seq := s.record(r, body)
+	if err != nil {
+		writeError(w, http.StatusRequestEntityTooLarge, "request body too large")
+		return
+	}
+
+	var kind endpoint
+	switch r.URL.Path {
+	case "/v1/chat/completions", "/chat/completions":
+		kind = chatEndpoint
+	case "/v1/completions", "/completions":
+		kind = completionsEndpoint
+	case "/v1/embeddings", "/embeddings":
+		kind = embeddingsEndpoint
+	default:
+		writeError(w, http.StatusNotFound, fmt.Sprintf("unknown path %s", r.URL.Path))
+		return
+	}
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed", r.Method))
+		return
+	}
+	if !delay(w, r) {
+		return
+	}
+	if v := r.Header.Get(headerStatus); v != "" {
+		code, err := strconv.Atoi(v)
+		if err != nil || code < 400 || code > 599 {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("%s must be a status code from 400 to 599, got %q", headerStatus, v))
+			return
+		}
+		writeError(w, code, fmt.Sprintf("mockllm: forced status %d (%s)", code, headerStatus))
+		return
+	}
+
+	req, msg := parseRequest(kind, body)
+	if msg != "" {
+		writeError(w, http.StatusBadRequest, msg)
+		return
+	}
+	created := s.now().Unix()
+	switch kind {
+	case chatEndpoint:
+		s.serveChat(w, req, seq, created)
+	case completionsEndpoint:
+		s.serveCompletion(w, req, seq, created)
+	case embeddingsEndpoint:
+		serveEmbeddings(w, req)
+	}
+}
+
+// record counts r and keeps it as the last request; it returns the request's
+// sequence number, used in response ids.
+func (s *Server) record(r *http.Request, body []byte) int64 {
+	header := make(map[string]string, len(r.Header)+1)
+	for name, values := range r.Header {
+		header[strings.ToLower(name)] = strings.Join(values, ", ")
+	}
+	header["host"] = r.Host
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.count++
+	s.byPath[r.URL.Path]++
+	s.last = &Request{Method: r.Method, Path: r.URL.Path, Header: header, Body: string(body)}
+	return s.count
+}
+
+// delay waits x-mock-delay-ms. It returns false if the response is finished:
+// the header was invalid or the client went away.
+func delay(w http.ResponseWriter, r *http.Request) bool {
+	v := r.Header.Get(headerDelay)
+	if v == "" {
+		return true
+	}
+	ms, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || ms < 0 || ms > math.MaxInt64/int64(time.Millisecond) {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("%s must be a non-negative integer, got %q", headerDelay, v))
+		return false
+	}
+	t := time.NewTimer(time.Duration(ms) * time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-r.Context().Done():
+		return false
+	}
+}
+
+func (s *Server) serveIntrospection(w http.ResponseWriter, r *http.Request) {
+	switch r.URL.Path {
+	case "/__mock/stats":
+		if r.Method != http.MethodGet {
+			methodNotAllowed(w, http.MethodGet)
+			return
+		}
+		writeJSON(w, http.StatusOK, s.Stats())
+	case "/__mock/last":
+		if r.Method != http.MethodGet {
+			methodNotAllowed(w, http.MethodGet)
+			return
+		}
+		last, ok := s.Last()
+		if !ok {
+			writeError(w, http.StatusNotFound, "no request received yet")
+			return
+		}
+		writeJSON(w, http.StatusOK, last)
+	case "/__mock/reset":
+		if r.Method != http.MethodPost {
+			methodNotAllowed(w, http.MethodPost)
+			return
+		}
+		s.Reset()
+		w.WriteHeader(http.StatusNoContent)
+	default:
+		writeError(w, http.StatusNotFound, fmt.Sprintf("unknown path %s", r.URL.Path))
+	}
+}
+
+func methodNotAllowed(w http.ResponseWriter, allow string) {
+	w.Header().Set("Allow", allow)
+	writeError(w, http.StatusMethodNotAllowed, "method not allowed")
+}
+
+type endpoint int
+
+const (
+	chatEndpoint endpoint = iota
+	completionsEndpoint
+	embeddingsEndpoint
+)
+
+// request holds the fields of an OpenAI request body the mock uses.
+type request struct {
+	Model               string          `json:"model"`
+	Messages            []message       `json:"messages"`
+	Prompt              json.RawMessage `json:"prompt"`
+	Input               json.RawMessage `json:"input"`
+	MaxTokens           *int64          `json:"max_tokens"`
+	MaxCompletionTokens *int64          `json:"max_completion_tokens"`
+	Stream              bool            `json:"stream"`
+	StreamOptions       struct {
+		IncludeUsage bool `json:"include_usage"`
+	} `json:"stream_options"`
+	EncodingFormat string `json:"encoding_format"`
+}
+
+type message struct {
+	Content json.RawMessage `json:"content"`
+}
+
+// parseRequest decodes body for kind; a non-empty message is the client error.
+func parseRequest(kind endpoint, body []byte) (request, string) {
+	var req request
+	if err := json.Unmarshal(body, &req); err != nil {
+		return request{}, "We could not parse the JSON body of your request: " + err.Error()
+	}
+	if req.Model == "" {
+		return request{}, "you must provide a model parameter"
+	}
+	switch kind {
+	case chatEndpoint:
+		if len(req.Messages) == 0 {
+			return request{}, "messages must be a non-empty array"
+		}
+	case completionsEndpoint:
+		if isNull(req.Prompt) {
+			return request{}, "you must provide a prompt parameter"
+		}
+	case embeddingsEndpoint:
+		if req.Stream {
+			return request{}, "embeddings do not support stream"
+		}
+		if embeddingCount(req.Input) == 0 {
+			return request{}, "input must be a non-empty string or array"
+		}
+		if f := req.EncodingFormat; f != "" && f != "float" && f != "base64" {
+			return request{}, fmt.Sprintf("encoding_format must be float or base64, got %q", f)
+		}
+	}
+	return req, ""
+}
+
+func isNull(raw json.RawMessage) bool {
+	return len(raw) == 0 || string(raw) == "null"
+}
+
+// PromptTokens returns the prompt tokens the mock reports for body: the
+// whitespace-separated words of every message content (strings and the text of
+// content parts), prompt and input string, one token per token id in a
+// token-id array, plus MessageOverheadTokens per chat message. It returns 0 for
+// a body that is not a JSON object.
+func PromptTokens(body []byte) int64 {
+	var req request
+	if err := json.Unmarshal(body, &req); err != nil {
+		return 0
+	}
+	return req.promptTokens()
+}
+
+func (req request) promptTokens() int64 {
+	var n int64
+	for _, m := range req.Messages {
+		n += MessageOverheadTokens + countWords(m.Content)
+	}
+	return n + countWords(req.Prompt) + countWords(req.Input)
+}
+
+// countWords counts the words in the strings of a JSON value; numbers are token
+// ids and count one each; objects count their "text" field (content parts).
+func countWords(raw json.RawMessage) int64 {
+	if isNull(raw) {
+		return 0
+	}
+	var v any
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return 0
+	}
+	return countValue(v)
+}
+
+func countValue(v any) int64 {
+	switch v := v.(type) {
+	case string:
+		return int64(len(strings.Fields(v)))
+	case float64:
+		return 1
+	case []any:
+		var n int64
+		for _, e := range v {
+			n += countValue(e)
+		}
+		return n
+	case map[string]any:
+		if text, ok := v["text"].(string); ok {
+			return countValue(text)
+		}
+	}
+	return 0
+}
+
+// CompletionTokens returns the completion tokens the mock reports for a chat
+// or completions body: ReplyWords, or max_completion_tokens (else max_tokens)
+// when that is smaller. Embeddings report none. It returns 0 for a body that is
+// not a JSON object.
+func CompletionTokens(body []byte) int64 {
+	var req request
+	if err := json.Unmarshal(body, &req); err != nil {
+		return 0
+	}
+	return req.completionTokens()
+}
+
+func (req request) completionTokens() int64 {
+	limit := req.MaxCompletionTokens
+	if limit == nil {
+		limit = req.MaxTokens
+	}
+	if limit != nil && *limit < ReplyWords {
+		return max(*limit, 0)
+	}
+	return ReplyWords
+}
+
+// ReplyText returns the reply the mock generates for a chat or completions
+// body: the first CompletionTokens(body) words of a fixed sentence.
+func ReplyText(body []byte) string {
+	return replyWords(CompletionTokens(body))
+}
+
+func replyWords(n int64) string {
+	return strings.Join(strings.Fields(replyText)[:n], " ")
+}
+
+func (req request) finishReason() string {
+	if req.completionTokens() < ReplyWords {
+		return "length"
+	}
+	return "stop"
+}
+
+func (req request) usage() *usage {
+	p, c := req.promptTokens(), req.completionTokens()
+	return &usage{PromptTokens: p, CompletionTokens: c, TotalTokens: p + c}
+}
+
+type usage struct {
+	PromptTokens     int64 `json:"prompt_tokens"`
+	CompletionTokens int64 `json:"completion_tokens"`
+	TotalTokens      int64 `json:"total_tokens"`
+}
+
+type chatCompletion struct {
+	ID      string       `json:"id"`
+	Object  string       `json:"object"`
+	Created int64        `json:"created"`
+	Model   string       `json:"model"`
+	Choices []chatChoice `json:"choices"`
+	Usage   *usage       `json:"usage,omitempty"`
+}
+
+type chatChoice struct {
+	Index        int          `json:"index"`
+	Message      *chatMessage `json:"message,omitempty"`
+	Delta        *chatDelta   `json:"delta,omitempty"`
+	Logprobs     *struct{}    `json:"logprobs"` // always null: the mock has none
+	FinishReason *string      `json:"finish_reason"`
+}
+
+type chatMessage struct {
+	Role    string `json:"role"`
+	Content string `json:"content"`
+}
+
+type chatDelta struct {
+	Role    string  `json:"role,omitempty"`
+	Content *string `json:"content,omitempty"`
+}
+
+func (s *Server) serveChat(w http.ResponseWriter, req request, seq, created int64) {
+	id := fmt.Sprintf("chatcmpl-mock-%d", seq)
+	text := replyWords(req.completionTokens())
+	finish := req.finishReason()
+	if !req.Stream {
+		writeJSON(w, http.StatusOK, chatCompletion{
+			ID: id, Object: "chat.completion", Created: created, Model: req.Model,
+			Choices: []chatChoice{{Message: &chatMessage{Role: "assistant", Content: text}, FinishReason: &finish}},
+			Usage:   req.usage(),
+		})
+		return
+	}
+	chunk := func(choices []chatChoice, u *usage) any {
+		return chatCompletion{ID: id, Object: "chat.completion.chunk", Created: created, Model: req.Model, Choices: choices, Usage: u}
+	}
+	empty := ""
+	events := []any{chunk([]chatChoice{{Delta: &chatDelta{Role: "assistant", Content: &empty}}}, nil)}
+	for _, part := range streamParts(text) {
+		events = append(events, chunk([]chatChoice{{Delta: &chatDelta{Content: &part}}}, nil))
+	}
+	events = append(events, chunk([]chatChoice{{Delta: &chatDelta{}, FinishReason: &finish}}, nil))
+	if req.StreamOptions.IncludeUsage {
+		events = append(events, chunk([]chatChoice{}, req.usage()))
+	}
+	writeSSE(w, events)
+}
+
+type textCompletion struct {
+	ID      string       `json:"id"`
+	Object  string       `json:"object"`
+	Created int64        `json:"created"`
+	Model   string       `json:"model"`
+	Choices []textChoice `json:"choices"`
+	Usage   *usage       `json:"usage,omitempty"`
+}
+
+type textChoice struct {
+	Text         string    `json:"text"`
+	Index        int       `json:"index"`
+	Logprobs     *struct{} `json:"logprobs"` // always null: the mock has none
+	FinishReason *string   `json:"finish_reason"`
+}
+
+func (s *Server) serveCompletion(w http.ResponseWriter, req request, seq, created int64) {
+	id := fmt.Sprintf("cmpl-mock-%d", seq)
+	text := replyWords(req.completionTokens())
+	finish := req.finishReason()
+	completion := func(choices []textChoice, u *usage) textCompletion {
+		return textCompletion{ID: id, Object: "text_completion", Created: created, Model: req.Model, Choices: choices, Usage: u}
+	}
+	if !req.Stream {
+		writeJSON(w, http.StatusOK, completion([]textChoice{{Text: text, FinishReason: &finish}}, req.usage()))
+		return
+	}
+	var events []any
+	for _, part := range streamParts(text) {
+		events = append(events, completion([]textChoice{{Text: part}}, nil))
+	}
+	events = append(events, completion([]textChoice{{FinishReason: &finish}}, nil))
+	if req.StreamOptions.IncludeUsage {
+		events = append(events, completion([]textChoice{}, req.usage()))
+	}
+	writeSSE(w, events)
+}
+
+// streamParts splits text into chunks of streamChunkWords words that
+// concatenate back to text.
+func streamParts(text string) []string {
+	words := strings.Fields(text)
+	var parts []string
+	for i := 0; i < len(words); i += streamChunkWords {
+		part := strings.Join(words[i:min(i+streamChunkWords, len(words))], " ")
+		if i > 0 {
+			part = " " + part
+		}
+		parts = append(parts, part)
+	}
+	return parts
+}
+
+type embeddingList struct {
+	Object string         `json:"object"`
+	Data   []embedding    `json:"data"`
+	Model  string         `json:"model"`
+	Usage  embeddingUsage `json:"usage"`
+}
+
+type embedding struct {
+	Object    string `json:"object"`
+	Index     int    `json:"index"`
+	Embedding any    `json:"embedding"`
+}
+
+type embeddingUsage struct {
+	PromptTokens int64 `json:"prompt_tokens"`
+	TotalTokens  int64 `json:"total_tokens"`
+}
+
+func serveEmbeddings(w http.ResponseWriter, req request) {
+	vector := make([]float32, EmbeddingDimensions)
+	for i := range vector {
+		vector[i] = float32(i+1) / 10
+	}
+	var value any = vector
+	if req.EncodingFormat == "base64" {
+		raw := make([]byte, 0, 4*len(vector))
+		for _, f := range vector {
+			raw = binary.LittleEndian.AppendUint32(raw, math.Float32bits(f))
+		}
+		value = base64.StdEncoding.EncodeToString(raw)
+	}
+	n := embeddingCount(req.Input)
+	data := make([]embedding, n)
+	for i := range data {
+		data[i] = embedding{Object: "embedding", Index: i, Embedding: value}
+	}
+	p := req.promptTokens()
+	writeJSON(w, http.StatusOK, embeddingList{
+		Object: "list", Data: data, Model: req.Model,
+		Usage: embeddingUsage{PromptTokens: p, TotalTokens: p},
+	})
+}
+
+// embeddingCount is how many embeddings input asks for: one per string or
+// token-id array in an array, one for a single string or token-id array.
+func embeddingCount(input json.RawMessage) int {
+	var v any
+	if isNull(input) || json.Unmarshal(input, &v) != nil {
+		return 0
+	}
+	switch v := v.(type) {
+	case string:
+		return 1
+	case []any:
+		if len(v) == 0 {
+			return 0
+		}
+		if _, ok := v[0].(float64); ok {
+			return 1
+		}
+		return len(v)
+	}
+	return 0
+}
+
+type errorBody struct {
+	Error struct {
+		Message string  `json:"message"`
+		Type    string  `json:"type"`
+		Param   *string `json:"param"`
+		Code    *string `json:"code"`
+	} `json:"error"`
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	var body errorBody
+	body.Error.Message = msg
+	body.Error.Type = "invalid_request_error"
+	if status >= 500 {
+		body.Error.Type = "server_error"
+	}
+	writeJSON(w, status, body)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		// Only the mock's own types are marshalled; they always encode.
+		panic(fmt.Sprintf("mockllm: marshal response: %v", err))
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+// writeSSE streams events as OpenAI does: one data line per event, flushed,
+// then [DONE].
+func writeSSE(w http.ResponseWriter, events []any) {
+	w.Header().Set("Content-Type", "text/event-stream; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	for _, e := range append(events, nil) {
+		data := []byte("[DONE]")
+		if e != nil {
+			var err error
+			if data, err = json.Marshal(e); err != nil {
+				panic(fmt.Sprintf("mockllm: marshal chunk: %v", err))
+			}
+		}
+		if _, err := fmt.Fprintf(w, "data: %s\n\n", data); err != nil {
+			return
+		}
+		if err := rc.Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
+			return
+		}
+	}
+}

@@ -1,0 +1,388 @@
+package mockllm
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+const created = 1700000000
+
+func newServer() *Server {
+	s := New()
+	s.now = func() time.Time { return time.Unix(created, 0) }
+	return s
+}
+
+type response struct {
+	Status      int
+	ContentType string
+	Body        string
+}
+
+// serve sends one request straight to s.ServeHTTP.
+func serve(s *Server, method, path, body string, header map[string]string) response {
+	req := httptest.NewRequest(method, path, strings.NewReader(body))
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	rec := httptest.NewRecorder()
+	s.ServeHTTP(rec, req)
+	return response{Status: rec.Code, ContentType: rec.Header().Get("Content-Type"), Body: rec.Body.String()}
+}
+
+func jsonOK(body string) response {
+	return response{Status: http.StatusOK, ContentType: "application/json", Body: body}
+}
+
+func jsonError(status int, typ, msg string) response {
+	return response{
+		Status:      status,
+		ContentType: "application/json",
+		Body:        fmt.Sprintf(`{"error":{"message":%q,"type":%q,"param":null,"code":null}}`, msg, typ),
+	}
+}
+
+func TestTokens(t *testing.T) {
+	tests := []struct {
+		name           string
+		body           string
+		wantPrompt     int64
+		wantCompletion int64
+		wantReply      string
+	}{
+		{
+			name:           "chat strings",
+			body:           `{"model":"m","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"  Say hello\tto the\nworld "}]}`,
+			wantPrompt:     3 + 3 + 3 + 5,
+			wantCompletion: 16,
+			wantReply:      replyText,
+		},
+		{
+			name:           "chat content parts and null content",
+			body:           `{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"one two"},{"type":"image_url","image_url":{"url":"http://x/y z"}}]},{"role":"assistant","content":null}]}`,
+			wantPrompt:     3 + 2 + 3,
+			wantCompletion: 16,
+			wantReply:      replyText,
+		},
+		{
+			name:           "max_tokens cuts the reply",
+			body:           `{"model":"m","prompt":"a b c","max_tokens":5}`,
+			wantPrompt:     3,
+			wantCompletion: 5,
+			wantReply:      "This is a deterministic reply",
+		},
+		{
+			name:           "max_completion_tokens wins over max_tokens",
+			body:           `{"model":"m","prompt":["a b","c"],"max_tokens":10,"max_completion_tokens":2}`,
+			wantPrompt:     3,
+			wantCompletion: 2,
+			wantReply:      "This is",
+		},
+		{
+			name:           "max_tokens above the reply length",
+			body:           `{"model":"m","prompt":[1,2,3],"max_tokens":100}`,
+			wantPrompt:     3,
+			wantCompletion: 16,
+			wantReply:      replyText,
+		},
+		{
+			name:           "max_tokens zero",
+			body:           `{"model":"m","prompt":"x","max_tokens":0}`,
+			wantPrompt:     1,
+			wantCompletion: 0,
+			wantReply:      "",
+		},
+		{
+			name:           "embedding input",
+			body:           `{"model":"m","input":["a b c","d",[7,8]]}`,
+			wantPrompt:     6,
+			wantCompletion: 16,
+			wantReply:      replyText,
+		},
+		{name: "malformed", body: `{"model":`, wantPrompt: 0, wantCompletion: 0, wantReply: ""},
+		{name: "not an object", body: `[1]`, wantPrompt: 0, wantCompletion: 0, wantReply: ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := PromptTokens([]byte(tt.body)); got != tt.wantPrompt {
+				t.Errorf("PromptTokens = %d, want %d", got, tt.wantPrompt)
+			}
+			if got := CompletionTokens([]byte(tt.body)); got != tt.wantCompletion {
+				t.Errorf("CompletionTokens = %d, want %d", got, tt.wantCompletion)
+			}
+			if got := ReplyText([]byte(tt.body)); got != tt.wantReply {
+				t.Errorf("ReplyText = %q, want %q", got, tt.wantReply)
+			}
+		})
+	}
+	if n := len(strings.Fields(replyText)); n != ReplyWords {
+		t.Errorf("replyText has %d words, want ReplyWords = %d", n, ReplyWords)
+	}
+}
+
+func TestResponses(t *testing.T) {
+	const chat = `{"model":"gpt-4o-mini","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Say hello to the world"}]}`
+	const chatWant = `{"id":"chatcmpl-mock-1","object":"chat.completion","created":1700000000,"model":"gpt-4o-mini",` +
+		`"choices":[{"index":0,"message":{"role":"assistant","content":"This is a deterministic reply from mockllm, the tollgate mock upstream for offline tests and demos."},"logprobs":null,"finish_reason":"stop"}],` +
+		`"usage":{"prompt_tokens":14,"completion_tokens":16,"total_tokens":30}}`
+	const completion = `{"model":"my-finetune","prompt":"Once upon a time","max_tokens":3}`
+	const completionWant = `{"id":"cmpl-mock-1","object":"text_completion","created":1700000000,"model":"my-finetune",` +
+		`"choices":[{"text":"This is a","index":0,"logprobs":null,"finish_reason":"length"}],` +
+		`"usage":{"prompt_tokens":4,"completion_tokens":3,"total_tokens":7}}`
+	const embeddings = `{"model":"text-embedding-3-small","input":["hello world","bye"]}`
+	const vector = `[0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8]`
+	const embeddingsWant = `{"object":"list","data":[{"object":"embedding","index":0,"embedding":` + vector + `},{"object":"embedding","index":1,"embedding":` + vector + `}],` +
+		`"model":"text-embedding-3-small","usage":{"prompt_tokens":3,"total_tokens":3}}`
+	const base64Vector = `"zczMPc3MTD6amZk+zczMPgAAAD+amRk/MzMzP83MTD8="`
+
+	tests := []struct {
+		name   string
+		method string
+		path   string
+		body   string
+		header map[string]string
+		want   response
+	}{
+		{name: "chat", method: "POST", path: "/v1/chat/completions", body: chat, want: jsonOK(chatWant)},
+		{name: "chat without /v1", method: "POST", path: "/chat/completions", body: chat, want: jsonOK(chatWant)},
+		{name: "completion", method: "POST", path: "/v1/completions", body: completion, want: jsonOK(completionWant)},
+		{name: "completion without /v1", method: "POST", path: "/completions", body: completion, want: jsonOK(completionWant)},
+		{name: "embeddings", method: "POST", path: "/v1/embeddings", body: embeddings, want: jsonOK(embeddingsWant)},
+		{name: "embeddings without /v1", method: "POST", path: "/embeddings", body: embeddings, want: jsonOK(embeddingsWant)},
+		{
+			name: "embeddings base64", method: "POST", path: "/v1/embeddings",
+			body: `{"model":"e","input":[[1,2,3]],"encoding_format":"base64"}`,
+			want: jsonOK(`{"object":"list","data":[{"object":"embedding","index":0,"embedding":` + base64Vector + `}],"model":"e","usage":{"prompt_tokens":3,"total_tokens":3}}`),
+		},
+		{
+			name: "forced status", method: "POST", path: "/v1/chat/completions", body: chat,
+			header: map[string]string{"x-mock-status": "429"},
+			want:   jsonError(429, "invalid_request_error", "mockllm: forced status 429 (x-mock-status)"),
+		},
+		{
+			name: "forced server error skips parsing", method: "POST", path: "/v1/embeddings", body: `not json`,
+			header: map[string]string{"x-mock-status": "503"},
+			want:   jsonError(503, "server_error", "mockllm: forced status 503 (x-mock-status)"),
+		},
+		{
+			name: "bad forced status", method: "POST", path: "/v1/chat/completions", body: chat,
+			header: map[string]string{"x-mock-status": "200"},
+			want:   jsonError(400, "invalid_request_error", `x-mock-status must be a status code from 400 to 599, got "200"`),
+		},
+		{
+			name: "bad delay", method: "POST", path: "/v1/chat/completions", body: chat,
+			header: map[string]string{"x-mock-delay-ms": "-1"},
+			want:   jsonError(400, "invalid_request_error", `x-mock-delay-ms must be a non-negative integer, got "-1"`),
+		},
+		{
+			name: "malformed json", method: "POST", path: "/v1/chat/completions", body: `{"model":"m",`,
+			want: jsonError(400, "invalid_request_error", "We could not parse the JSON body of your request: unexpected end of JSON input"),
+		},
+		{
+			name: "missing model", method: "POST", path: "/v1/chat/completions", body: `{"messages":[{"role":"user","content":"hi"}]}`,
+			want: jsonError(400, "invalid_request_error", "you must provide a model parameter"),
+		},
+		{
+			name: "chat without messages", method: "POST", path: "/v1/chat/completions", body: `{"model":"m","messages":[]}`,
+			want: jsonError(400, "invalid_request_error", "messages must be a non-empty array"),
+		},
+		{
+			name: "completion without prompt", method: "POST", path: "/v1/completions", body: `{"model":"m"}`,
+			want: jsonError(400, "invalid_request_error", "you must provide a prompt parameter"),
+		},
+		{
+			name: "embeddings without input", method: "POST", path: "/v1/embeddings", body: `{"model":"m","input":[]}`,
+			want: jsonError(400, "invalid_request_error", "input must be a non-empty string or array"),
+		},
+		{
+			name: "embeddings stream", method: "POST", path: "/v1/embeddings", body: `{"model":"m","input":"x","stream":true}`,
+			want: jsonError(400, "invalid_request_error", "embeddings do not support stream"),
+		},
+		{
+			name: "embeddings bad format", method: "POST", path: "/v1/embeddings", body: `{"model":"m","input":"x","encoding_format":"int8"}`,
+			want: jsonError(400, "invalid_request_error", `encoding_format must be float or base64, got "int8"`),
+		},
+		{
+			name: "wrong method", method: "GET", path: "/v1/chat/completions",
+			want: jsonError(405, "invalid_request_error", "method GET not allowed"),
+		},
+		{
+			name: "unknown path", method: "POST", path: "/v1/responses", body: `{}`,
+			want: jsonError(404, "invalid_request_error", "unknown path /v1/responses"),
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newServer()
+			got := serve(s, tt.method, tt.path, tt.body, tt.header)
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("response (-want +got):\n%s", diff)
+			}
+			// Every request outside /__mock/ counts, whatever its outcome.
+			if diff := cmp.Diff(Stats{Requests: 1, ByPath: map[string]int64{tt.path: 1}}, s.Stats()); diff != "" {
+				t.Errorf("stats (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestStreaming(t *testing.T) {
+	chunk := func(object, choices string) string {
+		return fmt.Sprintf(`data: {"id":"%s","object":"%s","created":1700000000,"model":"m",%s}`+"\n\n",
+			map[string]string{"chat.completion.chunk": "chatcmpl-mock-1", "text_completion": "cmpl-mock-1"}[object], object, choices)
+	}
+	chatDelta := func(delta, finish string) string {
+		return chunk("chat.completion.chunk", `"choices":[{"index":0,"delta":`+delta+`,"logprobs":null,"finish_reason":`+finish+`}]`)
+	}
+	text := func(text, finish string) string {
+		return chunk("text_completion", `"choices":[{"text":"`+text+`","index":0,"logprobs":null,"finish_reason":`+finish+`}]`)
+	}
+	const done = "data: [DONE]\n\n"
+
+	tests := []struct {
+		name string
+		path string
+		body string
+		want string
+	}{
+		{
+			name: "chat with usage",
+			path: "/v1/chat/completions",
+			body: `{"model":"m","messages":[{"role":"user","content":"hi there"}],"stream":true,"stream_options":{"include_usage":true},"max_tokens":6}`,
+			want: chatDelta(`{"role":"assistant","content":""}`, "null") +
+				chatDelta(`{"content":"This is a deterministic"}`, "null") +
+				chatDelta(`{"content":" reply from"}`, "null") +
+				chatDelta(`{}`, `"length"`) +
+				chunk("chat.completion.chunk", `"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":6,"total_tokens":11}`) +
+				done,
+		},
+		{
+			name: "chat without usage",
+			path: "/chat/completions",
+			body: `{"model":"m","messages":[{"role":"user","content":"hi"}],"stream":true}`,
+			want: chatDelta(`{"role":"assistant","content":""}`, "null") +
+				chatDelta(`{"content":"This is a deterministic"}`, "null") +
+				chatDelta(`{"content":" reply from mockllm, the"}`, "null") +
+				chatDelta(`{"content":" tollgate mock upstream for"}`, "null") +
+				chatDelta(`{"content":" offline tests and demos."}`, "null") +
+				chatDelta(`{}`, `"stop"`) +
+				done,
+		},
+		{
+			name: "completion with usage",
+			path: "/v1/completions",
+			body: `{"model":"m","prompt":"a b","stream":true,"stream_options":{"include_usage":true},"max_tokens":5}`,
+			want: text("This is a deterministic", "null") +
+				text(" reply", "null") +
+				text("", `"length"`) +
+				chunk("text_completion", `"choices":[],"usage":{"prompt_tokens":2,"completion_tokens":5,"total_tokens":7}`) +
+				done,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := serve(newServer(), "POST", tt.path, tt.body, nil)
+			want := response{Status: 200, ContentType: "text/event-stream; charset=utf-8", Body: tt.want}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("response (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestIntrospection(t *testing.T) {
+	s := newServer()
+	if got, want := serve(s, "GET", "/__mock/last", "", nil), jsonError(404, "invalid_request_error", "no request received yet"); !cmp.Equal(want, got) {
+		t.Errorf("last before any request: %s", cmp.Diff(want, got))
+	}
+	serve(s, "POST", "/v1/embeddings", `{"model":"m","input":"x"}`, nil)
+	serve(s, "POST", "/v1/chat/completions", `{"model":"m","messages":[{"role":"user","content":"hi"}]}`,
+		map[string]string{"Authorization": "Bearer sk-upstream", "X-Litellm-Customer-Id": "alice"})
+	serve(s, "POST", "/v1/chat/completions", `{}`, map[string]string{"x-mock-status": "500"})
+
+	steps := []struct {
+		name, method, path string
+		want               response
+	}{
+		{
+			name: "stats", method: "GET", path: "/__mock/stats",
+			want: jsonOK(`{"requests":3,"by_path":{"/v1/chat/completions":2,"/v1/embeddings":1}}`),
+		},
+		{
+			name: "last", method: "GET", path: "/__mock/last",
+			want: jsonOK(`{"method":"POST","path":"/v1/chat/completions","headers":{"host":"example.com","x-mock-status":"500"},"body":"{}"}`),
+		},
+		{name: "stats rejects POST", method: "POST", path: "/__mock/stats", want: jsonError(405, "invalid_request_error", "method not allowed")},
+		{name: "reset rejects GET", method: "GET", path: "/__mock/reset", want: jsonError(405, "invalid_request_error", "method not allowed")},
+		{name: "unknown", method: "GET", path: "/__mock/nope", want: jsonError(404, "invalid_request_error", "unknown path /__mock/nope")},
+		{name: "reset", method: "POST", path: "/__mock/reset", want: response{Status: 204}},
+		{name: "stats after reset", method: "GET", path: "/__mock/stats", want: jsonOK(`{"requests":0,"by_path":{}}`)},
+		{name: "last after reset", method: "GET", path: "/__mock/last", want: jsonError(404, "invalid_request_error", "no request received yet")},
+	}
+	for _, st := range steps {
+		// Steps share s and run in order; introspection requests are not counted.
+		if diff := cmp.Diff(st.want, serve(s, st.method, st.path, "", nil)); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", st.name, diff)
+		}
+	}
+}
+
+func TestLastIsACopy(t *testing.T) {
+	s := newServer()
+	serve(s, "POST", "/v1/chat/completions", `{}`, map[string]string{"Authorization": "Bearer k"})
+	last, ok := s.Last()
+	if !ok {
+		t.Fatal("Last() found no request")
+	}
+	last.Header["authorization"] = "changed"
+	again, _ := s.Last()
+	want := Request{Method: "POST", Path: "/v1/chat/completions", Header: map[string]string{"authorization": "Bearer k", "host": "example.com"}, Body: "{}"}
+	if diff := cmp.Diff(want, again); diff != "" {
+		t.Errorf("Last() (-want +got):\n%s", diff)
+	}
+}
+
+func TestDelay(t *testing.T) {
+	s := newServer()
+	start := time.Now()
+	got := serve(s, "POST", "/v1/chat/completions", `{}`, map[string]string{"x-mock-delay-ms": "50", "x-mock-status": "502"})
+	if elapsed := time.Since(start); elapsed < 50*time.Millisecond {
+		t.Errorf("answered after %v, want at least 50ms", elapsed)
+	}
+	if got.Status != http.StatusBadGateway {
+		t.Errorf("status = %d, want 502", got.Status)
+	}
+}
+
+func TestConcurrentRequests(t *testing.T) {
+	s := newServer()
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	const n = 20
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			resp, err := http.Post(srv.URL+"/v1/completions", "application/json", strings.NewReader(`{"model":"m","prompt":"p","stream":true}`))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			_ = s.Requests()
+			_, _ = s.Last()
+		})
+	}
+	wg.Wait()
+	if got := s.Requests(); got != n {
+		t.Errorf("Requests() = %d, want %d", got, n)
+	}
+}
