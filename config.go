@@ -1,0 +1,293 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// config is tollgate's resolved configuration: flags > env > config.yaml > defaults.
+type config struct {
+	GRPCAddr             string
+	AdminAddr            string
+	DataDir              string
+	SyncWrites           bool
+	MasterKey            string
+	UpstreamAPIKey       string
+	DataPlaneAuth        bool
+	BudgetExceededStatus int
+	DefaultBudgetID      string
+	UserHeaderName       string
+	PricesFile           string
+	PriceOverrides       map[string]priceOverride
+	LogFormat            string
+	LogLevel             string
+}
+
+// priceOverride is model_list[].litellm_params' price fields for one model_name.
+type priceOverride struct {
+	InputCostPerToken  *float64
+	OutputCostPerToken *float64
+}
+
+// fileConfig is the subset of a LiteLLM config.yaml that tollgate applies, plus
+// its own `tollgate:` section.
+type fileConfig struct {
+	GeneralSettings struct {
+		MasterKey      string `yaml:"master_key"`
+		UserHeaderName string `yaml:"user_header_name"`
+	} `yaml:"general_settings"`
+	LiteLLMSettings struct {
+		MaxEndUserBudgetID string `yaml:"max_end_user_budget_id"`
+	} `yaml:"litellm_settings"`
+	ModelList []struct {
+		ModelName     string `yaml:"model_name"`
+		LiteLLMParams struct {
+			InputCostPerToken  *float64 `yaml:"input_cost_per_token"`
+			OutputCostPerToken *float64 `yaml:"output_cost_per_token"`
+		} `yaml:"litellm_params"`
+	} `yaml:"model_list"`
+	Tollgate struct {
+		DataPlaneAuth        *bool  `yaml:"data_plane_auth"`
+		UpstreamAPIKey       string `yaml:"upstream_api_key"`
+		BudgetExceededStatus int    `yaml:"budget_exceeded_status"`
+		PricesFile           string `yaml:"prices_file"`
+	} `yaml:"tollgate"`
+}
+
+// appliedKeys are the config.yaml keys tollgate understands; every other key is
+// reported once as ignored, so a LiteLLM config can be reused as it is.
+var appliedKeys = []string{
+	"general_settings.master_key",
+	"general_settings.user_header_name",
+	"litellm_settings.max_end_user_budget_id",
+	"model_list[].model_name",
+	"model_list[].litellm_params.input_cost_per_token",
+	"model_list[].litellm_params.output_cost_per_token",
+	"tollgate.data_plane_auth",
+	"tollgate.upstream_api_key",
+	"tollgate.budget_exceeded_status",
+	"tollgate.prices_file",
+}
+
+// loadConfig resolves the configuration. It reports every problem at once, and
+// returns warnings (ignored keys) for the caller to log.
+func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (config, []string, error) {
+	cfg := config{
+		GRPCAddr:             "127.0.0.1:50051",
+		AdminAddr:            "127.0.0.1:4001",
+		DataDir:              "./data",
+		SyncWrites:           true,
+		DataPlaneAuth:        true,
+		BudgetExceededStatus: 429,
+		LogFormat:            "text",
+		LogLevel:             "info",
+	}
+	var errs []error
+
+	fs := flag.NewFlagSet("tollgate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", getenv("TOLLGATE_CONFIG"), "LiteLLM-style config.yaml (env TOLLGATE_CONFIG)")
+	grpcAddr := fs.String("grpc-addr", "", "ext_proc gRPC listen address, host:port or unix:///path (env TOLLGATE_GRPC_ADDR; default 127.0.0.1:50051)")
+	adminAddr := fs.String("admin-addr", "", "admin HTTP listen address (env TOLLGATE_ADMIN_ADDR; default 127.0.0.1:4001)")
+	dataDir := fs.String("data-dir", "", "Badger data directory (env TOLLGATE_DATA_DIR; default ./data)")
+	syncWrites := fs.String("sync-writes", "", "fsync every spend commit: true|false (env TOLLGATE_SYNC_WRITES; default true)")
+	masterKeyFile := fs.String("master-key-file", "", "file holding the master key (env TOLLGATE_MASTER_KEY_FILE; or env TOLLGATE_MASTER_KEY / LITELLM_MASTER_KEY)")
+	upstreamKeyFile := fs.String("upstream-api-key-file", "", "file holding the upstream LLM API key (env TOLLGATE_UPSTREAM_API_KEY_FILE; or env TOLLGATE_UPSTREAM_API_KEY)")
+	dataPlaneAuth := fs.String("data-plane-auth", "", "require the proxy key on LLM requests: true|false (env TOLLGATE_DATA_PLANE_AUTH; default true)")
+	budgetStatus := fs.String("budget-exceeded-status", "", "HTTP status for budget_exceeded: 429|400 (env TOLLGATE_BUDGET_EXCEEDED_STATUS; default 429)")
+	pricesFile := fs.String("prices-file", "", "JSON price map in LiteLLM's format, merged over the embedded one (env TOLLGATE_PRICES_FILE)")
+	logFormat := fs.String("log-format", "", "text|json (env TOLLGATE_LOG_FORMAT; default text)")
+	logLevel := fs.String("log-level", "", "debug|info|warn|error (env TOLLGATE_LOG_LEVEL; default info)")
+	if err := fs.Parse(args); err != nil {
+		return cfg, nil, err
+	}
+	if fs.NArg() > 0 {
+		errs = append(errs, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " ")))
+	}
+
+	var warnings []string
+	if *configPath != "" {
+		fc, w, err := readConfigFile(*configPath, getenv)
+		warnings = w
+		if err != nil {
+			errs = append(errs, err)
+		} else {
+			cfg.MasterKey = fc.GeneralSettings.MasterKey
+			cfg.UserHeaderName = fc.GeneralSettings.UserHeaderName
+			cfg.DefaultBudgetID = fc.LiteLLMSettings.MaxEndUserBudgetID
+			if fc.Tollgate.DataPlaneAuth != nil {
+				cfg.DataPlaneAuth = *fc.Tollgate.DataPlaneAuth
+			}
+			cfg.UpstreamAPIKey = fc.Tollgate.UpstreamAPIKey
+			if fc.Tollgate.BudgetExceededStatus != 0 {
+				cfg.BudgetExceededStatus = fc.Tollgate.BudgetExceededStatus
+			}
+			cfg.PricesFile = fc.Tollgate.PricesFile
+			for i, m := range fc.ModelList {
+				p := m.LiteLLMParams
+				if p.InputCostPerToken == nil && p.OutputCostPerToken == nil {
+					continue
+				}
+				if m.ModelName == "" {
+					errs = append(errs, fmt.Errorf("config model_list[%d]: model_name is required with price fields", i))
+					continue
+				}
+				if cfg.PriceOverrides == nil {
+					cfg.PriceOverrides = map[string]priceOverride{}
+				}
+				cfg.PriceOverrides[m.ModelName] = priceOverride{InputCostPerToken: p.InputCostPerToken, OutputCostPerToken: p.OutputCostPerToken}
+			}
+		}
+	}
+
+	// pick returns the first non-empty value: flag, then env.
+	pick := func(flagVal string, envKeys ...string) string {
+		if flagVal != "" {
+			return flagVal
+		}
+		for _, k := range envKeys {
+			if v := getenv(k); v != "" {
+				return v
+			}
+		}
+		return ""
+	}
+	setString := func(dst *string, flagVal string, envKeys ...string) {
+		if v := pick(flagVal, envKeys...); v != "" {
+			*dst = v
+		}
+	}
+	setBool := func(dst *bool, name, flagVal string, envKeys ...string) {
+		v := pick(flagVal, envKeys...)
+		if v == "" {
+			return
+		}
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %q is not true or false", name, v))
+			return
+		}
+		*dst = b
+	}
+	setSecret := func(dst *string, name, fileFlag, fileEnv string, envKeys ...string) {
+		if path := pick(fileFlag, fileEnv); path != "" {
+			b, err := os.ReadFile(path)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", name, err))
+				return
+			}
+			*dst = strings.TrimSpace(string(b))
+			return
+		}
+		setString(dst, "", envKeys...)
+	}
+
+	setString(&cfg.GRPCAddr, *grpcAddr, "TOLLGATE_GRPC_ADDR")
+	setString(&cfg.AdminAddr, *adminAddr, "TOLLGATE_ADMIN_ADDR")
+	setString(&cfg.DataDir, *dataDir, "TOLLGATE_DATA_DIR")
+	setBool(&cfg.SyncWrites, "sync-writes", *syncWrites, "TOLLGATE_SYNC_WRITES")
+	setSecret(&cfg.MasterKey, "master-key-file", *masterKeyFile, "TOLLGATE_MASTER_KEY_FILE", "TOLLGATE_MASTER_KEY", "LITELLM_MASTER_KEY")
+	setSecret(&cfg.UpstreamAPIKey, "upstream-api-key-file", *upstreamKeyFile, "TOLLGATE_UPSTREAM_API_KEY_FILE", "TOLLGATE_UPSTREAM_API_KEY")
+	setBool(&cfg.DataPlaneAuth, "data-plane-auth", *dataPlaneAuth, "TOLLGATE_DATA_PLANE_AUTH")
+	setString(&cfg.PricesFile, *pricesFile, "TOLLGATE_PRICES_FILE")
+	setString(&cfg.LogFormat, *logFormat, "TOLLGATE_LOG_FORMAT")
+	setString(&cfg.LogLevel, *logLevel, "TOLLGATE_LOG_LEVEL")
+	if v := pick(*budgetStatus, "TOLLGATE_BUDGET_EXCEEDED_STATUS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("budget-exceeded-status: %q is not a number", v))
+		} else {
+			cfg.BudgetExceededStatus = n
+		}
+	}
+
+	if cfg.MasterKey == "" {
+		errs = append(errs, errors.New("master key: set TOLLGATE_MASTER_KEY, --master-key-file or general_settings.master_key"))
+	}
+	if cfg.BudgetExceededStatus != 429 && cfg.BudgetExceededStatus != 400 {
+		errs = append(errs, fmt.Errorf("budget-exceeded-status: %d, want 429 or 400", cfg.BudgetExceededStatus))
+	}
+	if !slices.Contains([]string{"text", "json"}, cfg.LogFormat) {
+		errs = append(errs, fmt.Errorf("log-format: %q, want text or json", cfg.LogFormat))
+	}
+	if !slices.Contains([]string{"debug", "info", "warn", "error"}, cfg.LogLevel) {
+		errs = append(errs, fmt.Errorf("log-level: %q, want debug, info, warn or error", cfg.LogLevel))
+	}
+	return cfg, warnings, errors.Join(errs...)
+}
+
+// readConfigFile decodes a LiteLLM-style config.yaml. String values of the form
+// "os.environ/NAME" are read from the environment, as LiteLLM does.
+func readConfigFile(path string, getenv func(string) string) (fileConfig, []string, error) {
+	var fc fileConfig
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fc, nil, fmt.Errorf("config: %w", err)
+	}
+	var root yaml.Node
+	if err := yaml.Unmarshal(b, &root); err != nil {
+		return fc, nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	if len(root.Content) == 0 {
+		return fc, nil, nil
+	}
+	var ignored []string
+	seen := map[string]bool{}
+	walkYAML(root.Content[0], "", func(key string, n *yaml.Node) {
+		if n.Kind == yaml.ScalarNode && n.Tag == "!!str" {
+			if name, ok := strings.CutPrefix(n.Value, "os.environ/"); ok {
+				n.Value = getenv(name)
+			}
+		}
+		if isApplied(key) || seen[key] {
+			return
+		}
+		seen[key] = true
+		ignored = append(ignored, "ignored config key "+key)
+	})
+	if err := root.Content[0].Decode(&fc); err != nil {
+		return fc, ignored, fmt.Errorf("config %s: %w", path, err)
+	}
+	return fc, ignored, nil
+}
+
+// isApplied reports whether key is applied or is a parent of an applied key.
+func isApplied(key string) bool {
+	for _, k := range appliedKeys {
+		if k == key || strings.HasPrefix(k, key+".") || strings.HasPrefix(k, key+"[]") {
+			return true
+		}
+	}
+	return false
+}
+
+// walkYAML calls fn for every mapping value (and sequence item) under n with a
+// dotted key path; sequence items are written "[]".
+func walkYAML(n *yaml.Node, prefix string, fn func(key string, n *yaml.Node)) {
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			key := n.Content[i].Value
+			if prefix != "" {
+				key = prefix + "." + key
+			}
+			fn(key, n.Content[i+1])
+			walkYAML(n.Content[i+1], key, fn)
+		}
+	case yaml.SequenceNode:
+		for _, c := range n.Content {
+			if c.Kind == yaml.ScalarNode {
+				fn(prefix, c)
+			}
+			walkYAML(c, prefix+"[]", fn)
+		}
+	}
+}

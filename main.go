@@ -1,0 +1,198 @@
+// Command tollgate is an Envoy ext_proc server that tracks and enforces
+// per-customer LLM spend, with LiteLLM's customer and budget admin API.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/tollgate-dev/tollgate/admin"
+	"github.com/tollgate-dev/tollgate/extproc"
+	"github.com/tollgate-dev/tollgate/extproc/pricing"
+	"github.com/tollgate-dev/tollgate/store/badgerstore"
+)
+
+// maxGRPCMessage bounds one ext_proc message. Envoy sends a BUFFERED body as a
+// single message, up to its buffer limit (32 MiB in our configs).
+const maxGRPCMessage = 64 << 20
+
+// shutdownGrace bounds how long in-flight ext_proc streams and admin requests
+// may take to finish after SIGTERM.
+const shutdownGrace = 10 * time.Second
+
+// defaultMemoryLimit is the Go soft memory limit unless GOMEMLIMIT is set: it
+// keeps Badger's compaction garbage from growing the heap (store/badgerstore/README.md).
+const defaultMemoryLimit = 100 << 20
+
+func main() {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(defaultMemoryLimit)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "tollgate:", err)
+		os.Exit(1)
+	}
+}
+
+// run starts tollgate and blocks until ctx is done or a server fails. It prints
+// "tollgate ready grpc=ADDR admin=ADDR" on stdout once both listeners are up.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, warnings, err := loadConfig(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	logger := newLogger(stderr, cfg)
+	for _, w := range warnings {
+		logger.Warn(w)
+	}
+
+	prices, err := loadPrices(cfg)
+	if err != nil {
+		return err
+	}
+
+	st, err := badgerstore.Open(badgerstore.Options{Dir: cfg.DataDir, SyncWrites: cfg.SyncWrites, Logger: logger})
+	if err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	defer func() {
+		if err := st.Close(); err != nil {
+			logger.Error("close store", "err", err)
+		}
+	}()
+
+	grpcLis, err := listen(cfg.GRPCAddr)
+	if err != nil {
+		return fmt.Errorf("listen grpc: %w", err)
+	}
+	defer grpcLis.Close()
+	adminLis, err := net.Listen("tcp", cfg.AdminAddr)
+	if err != nil {
+		return fmt.Errorf("listen admin: %w", err)
+	}
+	defer adminLis.Close()
+
+	grpcSrv := grpc.NewServer(grpc.MaxRecvMsgSize(maxGRPCMessage))
+	extprocv3.RegisterExternalProcessorServer(grpcSrv, extproc.NewServer(extproc.Config{
+		MasterKey:            cfg.MasterKey,
+		DataPlaneAuth:        cfg.DataPlaneAuth,
+		UpstreamAPIKey:       cfg.UpstreamAPIKey,
+		BudgetExceededStatus: cfg.BudgetExceededStatus,
+		DefaultBudgetID:      cfg.DefaultBudgetID,
+		UserHeaderName:       cfg.UserHeaderName,
+		Prices:               prices,
+		Logger:               logger,
+	}, st))
+	healthSrv := health.NewServer()
+	healthpb.RegisterHealthServer(grpcSrv, healthSrv)
+
+	httpSrv := &http.Server{
+		Handler: admin.New(admin.Config{
+			MasterKey: cfg.MasterKey,
+			Logger:    logger,
+			Ready:     func(context.Context) error { return nil },
+		}, st),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+
+	errc := make(chan error, 2)
+	go func() { errc <- grpcSrv.Serve(grpcLis) }()
+	go func() { errc <- httpSrv.Serve(adminLis) }()
+	logger.Info("tollgate ready", "grpc", grpcLis.Addr().String(), "admin", adminLis.Addr().String(), "data_dir", cfg.DataDir)
+	fmt.Fprintf(stdout, "tollgate ready grpc=%s admin=%s\n", grpcLis.Addr(), adminLis.Addr())
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+		logger.Info("shutting down")
+	case serveErr = <-errc:
+		logger.Error("server stopped", "err", serveErr)
+	}
+	healthSrv.Shutdown()
+
+	shutCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	stopped := make(chan struct{})
+	go func() { grpcSrv.GracefulStop(); close(stopped) }()
+	if err := httpSrv.Shutdown(shutCtx); err != nil {
+		logger.Warn("admin shutdown", "err", err)
+	}
+	select {
+	case <-stopped:
+	case <-shutCtx.Done():
+		logger.Warn("ext_proc streams still open after grace period; closing them")
+		grpcSrv.Stop()
+	}
+	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) && !errors.Is(serveErr, grpc.ErrServerStopped) {
+		return serveErr
+	}
+	return nil
+}
+
+// listen accepts host:port or unix:///path.
+func listen(addr string) (net.Listener, error) {
+	if path, ok := strings.CutPrefix(addr, "unix://"); ok {
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("remove stale socket: %w", err)
+		}
+		return net.Listen("unix", path)
+	}
+	return net.Listen("tcp", addr)
+}
+
+func newLogger(w io.Writer, cfg config) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel)) // validated by loadConfig
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// loadPrices merges, in rising priority: the embedded table, the prices file,
+// and config.yaml's model_list price fields.
+func loadPrices(cfg config) (*pricing.Table, error) {
+	t := pricing.Default()
+	if cfg.PricesFile != "" {
+		f, err := os.Open(cfg.PricesFile)
+		if err != nil {
+			return nil, fmt.Errorf("prices file: %w", err)
+		}
+		defer f.Close()
+		fromFile, err := pricing.Parse(f)
+		if err != nil {
+			return nil, fmt.Errorf("prices file %s: %w", cfg.PricesFile, err)
+		}
+		t = t.Merge(fromFile)
+	}
+	for _, model := range slices.Sorted(maps.Keys(cfg.PriceOverrides)) {
+		o := cfg.PriceOverrides[model]
+		var err error
+		if t, err = t.Override(model, o.InputCostPerToken, o.OutputCostPerToken); err != nil {
+			return nil, fmt.Errorf("config model_list: %w", err)
+		}
+	}
+	return t, nil
+}
