@@ -5,10 +5,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
+	"net/url"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -29,7 +32,22 @@ type config struct {
 	PriceOverrides       map[string]priceOverride
 	LogFormat            string
 	LogLevel             string
+
+	// Webhook alerting. Zero values of the delivery settings mean
+	// admin/webhook's defaults.
+	Alerting           []string // general_settings.alerting
+	WebhookURL         string
+	WebhookEnabled     bool          // "webhook" in Alerting and WebhookURL set
+	BudgetAlertTTL     time.Duration // resolved when WebhookEnabled: LiteLLM's default is 24 h
+	WebhookSecret      string
+	WebhookMaxAttempts int
+	WebhookBackoffMin  time.Duration
+	WebhookBackoffMax  time.Duration
+	WebhookTimeout     time.Duration
 }
+
+// defaultBudgetAlertTTL is LiteLLM's alerting_args.budget_alert_ttl default.
+const defaultBudgetAlertTTL = 24 * time.Hour
 
 // priceOverride is model_list[].litellm_params' price fields for one model_name.
 type priceOverride struct {
@@ -41,9 +59,18 @@ type priceOverride struct {
 // its own `tollgate:` section.
 type fileConfig struct {
 	GeneralSettings struct {
-		MasterKey      string `yaml:"master_key"`
-		UserHeaderName string `yaml:"user_header_name"`
+		MasterKey      string   `yaml:"master_key"`
+		UserHeaderName string   `yaml:"user_header_name"`
+		Alerting       []string `yaml:"alerting"`
+		AlertingArgs   struct {
+			BudgetAlertTTL *float64 `yaml:"budget_alert_ttl"` // seconds, as in LiteLLM
+		} `yaml:"alerting_args"`
 	} `yaml:"general_settings"`
+	// EnvironmentVariables is LiteLLM's way to set env vars from the config;
+	// tollgate reads WEBHOOK_URL from it (the real environment wins).
+	EnvironmentVariables struct {
+		WebhookURL string `yaml:"WEBHOOK_URL"`
+	} `yaml:"environment_variables"`
 	LiteLLMSettings struct {
 		MaxEndUserBudgetID string `yaml:"max_end_user_budget_id"`
 	} `yaml:"litellm_settings"`
@@ -59,6 +86,11 @@ type fileConfig struct {
 		UpstreamAPIKey       string `yaml:"upstream_api_key"`
 		BudgetExceededStatus int    `yaml:"budget_exceeded_status"`
 		PricesFile           string `yaml:"prices_file"`
+		WebhookSecret        string `yaml:"webhook_secret"`
+		WebhookMaxAttempts   int    `yaml:"webhook_max_attempts"`
+		WebhookBackoffMin    string `yaml:"webhook_backoff_min"`
+		WebhookBackoffMax    string `yaml:"webhook_backoff_max"`
+		WebhookTimeout       string `yaml:"webhook_timeout"`
 	} `yaml:"tollgate"`
 }
 
@@ -75,6 +107,14 @@ var appliedKeys = []string{
 	"tollgate.upstream_api_key",
 	"tollgate.budget_exceeded_status",
 	"tollgate.prices_file",
+	"general_settings.alerting",
+	"general_settings.alerting_args.budget_alert_ttl",
+	"environment_variables.WEBHOOK_URL",
+	"tollgate.webhook_secret",
+	"tollgate.webhook_max_attempts",
+	"tollgate.webhook_backoff_min",
+	"tollgate.webhook_backoff_max",
+	"tollgate.webhook_timeout",
 }
 
 // loadConfig resolves the configuration. It reports every problem at once, and
@@ -106,6 +146,11 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 	pricesFile := fs.String("prices-file", "", "JSON price map in LiteLLM's format, merged over the embedded one (env TOLLGATE_PRICES_FILE)")
 	logFormat := fs.String("log-format", "", "text|json (env TOLLGATE_LOG_FORMAT; default text)")
 	logLevel := fs.String("log-level", "", "debug|info|warn|error (env TOLLGATE_LOG_LEVEL; default info)")
+	webhookSecretFile := fs.String("webhook-secret-file", "", "file holding the webhook signing secret (env TOLLGATE_WEBHOOK_SECRET_FILE; or env TOLLGATE_WEBHOOK_SECRET)")
+	webhookMaxAttempts := fs.String("webhook-max-attempts", "", "HTTP attempts per webhook event before it is dead (env TOLLGATE_WEBHOOK_MAX_ATTEMPTS; default 10)")
+	webhookBackoffMin := fs.String("webhook-backoff-min", "", "first wait between webhook attempts, doubling (env TOLLGATE_WEBHOOK_BACKOFF_MIN; default 1s)")
+	webhookBackoffMax := fs.String("webhook-backoff-max", "", "longest wait between webhook attempts, Retry-After included (env TOLLGATE_WEBHOOK_BACKOFF_MAX; default 5m)")
+	webhookTimeout := fs.String("webhook-timeout", "", "timeout of one webhook attempt (env TOLLGATE_WEBHOOK_TIMEOUT; default 10s)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, nil, err
 	}
@@ -114,6 +159,8 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 	}
 
 	var warnings []string
+	var ttlSeconds *float64
+	var fileBackoffMin, fileBackoffMax, fileTimeout, fileMaxAttempts string
 	if *configPath != "" {
 		fc, w, err := readConfigFile(*configPath, getenv)
 		warnings = w
@@ -131,6 +178,14 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 				cfg.BudgetExceededStatus = fc.Tollgate.BudgetExceededStatus
 			}
 			cfg.PricesFile = fc.Tollgate.PricesFile
+			cfg.Alerting = fc.GeneralSettings.Alerting
+			ttlSeconds = fc.GeneralSettings.AlertingArgs.BudgetAlertTTL
+			cfg.WebhookURL = fc.EnvironmentVariables.WebhookURL
+			cfg.WebhookSecret = fc.Tollgate.WebhookSecret
+			fileBackoffMin, fileBackoffMax, fileTimeout = fc.Tollgate.WebhookBackoffMin, fc.Tollgate.WebhookBackoffMax, fc.Tollgate.WebhookTimeout
+			if fc.Tollgate.WebhookMaxAttempts != 0 {
+				fileMaxAttempts = strconv.Itoa(fc.Tollgate.WebhookMaxAttempts)
+			}
 			for i, m := range fc.ModelList {
 				p := m.LiteLLMParams
 				if p.InputCostPerToken == nil && p.OutputCostPerToken == nil {
@@ -209,6 +264,45 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 		}
 	}
 
+	setSecret(&cfg.WebhookSecret, "webhook-secret-file", *webhookSecretFile, "TOLLGATE_WEBHOOK_SECRET_FILE", "TOLLGATE_WEBHOOK_SECRET")
+	setString(&cfg.WebhookURL, "", "WEBHOOK_URL")
+	if v := firstNonEmpty(pick(*webhookMaxAttempts, "TOLLGATE_WEBHOOK_MAX_ATTEMPTS"), fileMaxAttempts); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			errs = append(errs, fmt.Errorf("webhook-max-attempts: %q, want a whole number of at least 1", v))
+		}
+		cfg.WebhookMaxAttempts = n
+	}
+	for _, d := range []struct {
+		name     string
+		dst      *time.Duration
+		flag     string
+		fromFile string
+		env      string
+	}{
+		{"webhook-backoff-min", &cfg.WebhookBackoffMin, *webhookBackoffMin, fileBackoffMin, "TOLLGATE_WEBHOOK_BACKOFF_MIN"},
+		{"webhook-backoff-max", &cfg.WebhookBackoffMax, *webhookBackoffMax, fileBackoffMax, "TOLLGATE_WEBHOOK_BACKOFF_MAX"},
+		{"webhook-timeout", &cfg.WebhookTimeout, *webhookTimeout, fileTimeout, "TOLLGATE_WEBHOOK_TIMEOUT"},
+	} {
+		v := firstNonEmpty(pick(d.flag, d.env), d.fromFile)
+		if v == "" {
+			continue
+		}
+		dur, err := time.ParseDuration(v)
+		if err != nil || dur <= 0 {
+			errs = append(errs, fmt.Errorf("%s: %q, want a positive duration such as 500ms or 2m", d.name, v))
+		}
+		*d.dst = dur
+	}
+	if cfg.WebhookBackoffMin > 0 && cfg.WebhookBackoffMax > 0 && cfg.WebhookBackoffMax < cfg.WebhookBackoffMin {
+		errs = append(errs, fmt.Errorf("webhook-backoff-max %s is below webhook-backoff-min %s", cfg.WebhookBackoffMax, cfg.WebhookBackoffMin))
+	}
+	w, err := resolveAlerting(&cfg, ttlSeconds)
+	warnings = append(warnings, w...)
+	if err != nil {
+		errs = append(errs, err)
+	}
+
 	if cfg.MasterKey == "" {
 		errs = append(errs, errors.New("master key: set TOLLGATE_MASTER_KEY, --master-key-file or general_settings.master_key"))
 	}
@@ -222,6 +316,56 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 		errs = append(errs, fmt.Errorf("log-level: %q, want debug, info, warn or error", cfg.LogLevel))
 	}
 	return cfg, warnings, errors.Join(errs...)
+}
+
+// firstNonEmpty returns the first non-empty string.
+func firstNonEmpty(vals ...string) string {
+	for _, v := range vals {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// resolveAlerting decides whether webhook alerting is on. Like LiteLLM, it
+// needs both general_settings.alerting: ["webhook"] and WEBHOOK_URL; one
+// without the other is a warning, not an error, so a LiteLLM config with
+// slack alerting still starts.
+func resolveAlerting(cfg *config, ttlSeconds *float64) ([]string, error) {
+	var warnings []string
+	for _, a := range cfg.Alerting {
+		if a != "webhook" {
+			warnings = append(warnings, fmt.Sprintf("general_settings.alerting: %q is not supported; tollgate sends only \"webhook\" alerts", a))
+		}
+	}
+	hasWebhook := slices.Contains(cfg.Alerting, "webhook")
+	switch {
+	case cfg.WebhookURL != "" && !hasWebhook:
+		warnings = append(warnings, `WEBHOOK_URL is set but general_settings.alerting does not include "webhook": webhook alerting is off (add alerting: ["webhook"] to config.yaml, as LiteLLM requires)`)
+	case cfg.WebhookURL == "" && hasWebhook:
+		warnings = append(warnings, `general_settings.alerting includes "webhook" but WEBHOOK_URL is not set: webhook alerting is off`)
+	}
+	if cfg.WebhookURL != "" {
+		u, err := url.Parse(cfg.WebhookURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			// The URL may carry a token; name the problem, not the value.
+			return warnings, errors.New("WEBHOOK_URL: want an absolute http:// or https:// URL")
+		}
+	}
+	cfg.WebhookEnabled = hasWebhook && cfg.WebhookURL != ""
+	if !cfg.WebhookEnabled {
+		return warnings, nil
+	}
+	cfg.BudgetAlertTTL = defaultBudgetAlertTTL
+	if ttlSeconds != nil {
+		s := *ttlSeconds
+		if math.IsNaN(s) || s < 0 || s > 10*365*24*3600 {
+			return warnings, fmt.Errorf("general_settings.alerting_args.budget_alert_ttl: %v, want seconds between 0 and ten years", s)
+		}
+		cfg.BudgetAlertTTL = time.Duration(s * float64(time.Second))
+	}
+	return warnings, nil
 }
 
 // readConfigFile decodes a LiteLLM-style config.yaml. String values of the form

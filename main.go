@@ -4,6 +4,8 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -25,8 +27,10 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/tollgate-dev/tollgate/admin"
+	"github.com/tollgate-dev/tollgate/admin/webhook"
 	"github.com/tollgate-dev/tollgate/extproc"
 	"github.com/tollgate-dev/tollgate/extproc/pricing"
+	"github.com/tollgate-dev/tollgate/store"
 	"github.com/tollgate-dev/tollgate/store/badgerstore"
 )
 
@@ -71,7 +75,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 
-	st, err := badgerstore.Open(badgerstore.Options{Dir: cfg.DataDir, SyncWrites: cfg.SyncWrites, Logger: logger})
+	st, err := badgerstore.Open(badgerstore.Options{
+		Dir: cfg.DataDir, SyncWrites: cfg.SyncWrites, Logger: logger, Alerting: alerting(cfg),
+	})
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
@@ -106,12 +112,41 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	healthSrv := health.NewServer()
 	healthpb.RegisterHealthServer(grpcSrv, healthSrv)
 
+	adminCfg := admin.Config{
+		MasterKey: cfg.MasterKey,
+		Logger:    logger,
+		Ready:     func(context.Context) error { return nil },
+		Outbox:    st,
+	}
+	// The worker stops with run and must finish before the store closes.
+	workerCtx, stopWorker := context.WithCancel(ctx)
+	workerDone := make(chan struct{})
+	defer func() {
+		stopWorker()
+		<-workerDone
+	}()
+	if cfg.WebhookEnabled {
+		w := webhook.New(webhook.Config{
+			URL:         cfg.WebhookURL,
+			Secret:      cfg.WebhookSecret,
+			MaxAttempts: cfg.WebhookMaxAttempts,
+			BackoffMin:  cfg.WebhookBackoffMin,
+			BackoffMax:  cfg.WebhookBackoffMax,
+			Timeout:     cfg.WebhookTimeout,
+			Logger:      logger,
+		}, st)
+		adminCfg.Webhook = w
+		go func() {
+			defer close(workerDone)
+			w.Run(workerCtx)
+		}()
+		logger.Info("webhook alerting on", "signed", cfg.WebhookSecret != "", "budget_alert_ttl", cfg.BudgetAlertTTL.String())
+	} else {
+		close(workerDone)
+	}
+
 	httpSrv := &http.Server{
-		Handler: admin.New(admin.Config{
-			MasterKey: cfg.MasterKey,
-			Logger:    logger,
-			Ready:     func(context.Context) error { return nil },
-		}, st),
+		Handler:           admin.New(adminCfg, st),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
@@ -148,6 +183,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return serveErr
 	}
 	return nil
+}
+
+// alerting is the store's webhook event policy. The token LiteLLM puts in
+// events is the hash of the proxy key the request used; with data-plane auth
+// that is always the master key, without it tollgate never sees one.
+func alerting(cfg config) store.Alerting {
+	a := store.Alerting{
+		Enabled:         cfg.WebhookEnabled,
+		DefaultBudgetID: cfg.DefaultBudgetID,
+		BudgetAlertTTL:  cfg.BudgetAlertTTL,
+	}
+	if cfg.DataPlaneAuth {
+		sum := sha256.Sum256([]byte(cfg.MasterKey))
+		a.Token = hex.EncodeToString(sum[:])
+	}
+	return a
 }
 
 // listen accepts host:port or unix:///path.

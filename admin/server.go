@@ -1,6 +1,6 @@
 // Package admin serves tollgate's LiteLLM-compatible admin HTTP API: the
-// /customer/* (alias /end_user/*) and /budget/* management routes and the
-// /health probes. Field names, shapes, statuses and both of LiteLLM's error
+// /customer/* (alias /end_user/*) and /budget/* management routes, the
+// /health probes and webhook test, and the /webhook/* outbox routes. Field names, shapes, statuses and both of LiteLLM's error
 // envelopes are kept so LiteLLM clients and docs work unchanged; LiteLLM's
 // known bugs (dropped false/0 updates, 500s on bad input, an unblock that
 // does not unblock) are not.
@@ -39,6 +39,11 @@ type Config struct {
 	Ready func(context.Context) error
 	// MaxBodyBytes bounds request bodies; 0 or less means 1 MiB.
 	MaxBodyBytes int64
+	// Outbox, when set, serves the /webhook/* routes (counts, dead events, replay).
+	Outbox Outbox
+	// Webhook, when set, is the configured webhook that
+	// GET /health/services?service=webhook tests; nil means webhook alerting is off.
+	Webhook WebhookSender
 }
 
 type server struct {
@@ -49,6 +54,8 @@ type server struct {
 	ready   func(context.Context) error
 	maxBody int64
 	st      store.Store
+	outbox  Outbox
+	webhook WebhookSender
 	mux     *http.ServeMux
 }
 
@@ -66,6 +73,8 @@ func New(cfg Config, st store.Store) http.Handler {
 		ready:   cfg.Ready,
 		maxBody: cfg.MaxBodyBytes,
 		st:      st,
+		outbox:  cfg.Outbox,
+		webhook: cfg.Webhook,
 		mux:     http.NewServeMux(),
 	}
 	if s.log == nil {
@@ -93,6 +102,12 @@ func New(cfg Config, st store.Store) http.Handler {
 	s.route("GET /budget/list", envDetail, s.budgetList)
 	s.route("POST /budget/delete", envDetail, s.budgetDelete)
 	s.route("GET /budget/settings", envDetail, s.budgetSettings)
+	s.route("GET /health/services", envError, s.healthServices)
+	if s.outbox != nil {
+		s.route("GET /webhook/info", envError, s.webhookInfo)
+		s.route("GET /webhook/dead/list", envError, s.webhookDeadList)
+		s.route("POST /webhook/dead/replay", envError, s.webhookDeadReplay)
+	}
 
 	// The probes are unauthenticated: orchestrators call them without keys.
 	s.mux.Handle("GET /health/liveliness", s.adapt(envError, s.liveliness))

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Runs the demo: mock upstream LLM, tollgate (Badger in ./data, master key sk-1234)
 # and a real Envoy on :4000. Ctrl-C stops everything.
+# With WEBHOOK_URL set, webhook alerting is on (the seed's Event Webhook tab):
+#   go run ./examples/webhookreceiver &   # prints every event it receives
+#   WEBHOOK_URL=http://127.0.0.1:8090/ make demo
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,9 +31,20 @@ wait_for() {
 	exit 1
 }
 
+# The demo's config.yaml, in LiteLLM's format: the seed's "mistral" model gets
+# mistral-small-latest's prices, and WEBHOOK_URL turns on webhook alerting
+# (LiteLLM needs both the URL and alerting: ["webhook"]).
+config=data/demo-config.yaml
+{
+	if [ -n "${WEBHOOK_URL:-}" ]; then
+		printf 'general_settings:\n  alerting: ["webhook"]\n'
+	fi
+	printf 'model_list:\n  - model_name: mistral\n    litellm_params:\n      input_cost_per_token: 0.00000006\n      output_cost_per_token: 0.00000018\n'
+} > "$config"
+
 bin/mockllm -addr 127.0.0.1:8081 > data/mockllm.log 2>&1 &
 pids+=($!)
-TOLLGATE_MASTER_KEY=${TOLLGATE_MASTER_KEY:-sk-1234} bin/tollgate --data-dir ./data > data/tollgate.log 2>&1 &
+TOLLGATE_MASTER_KEY=${TOLLGATE_MASTER_KEY:-sk-1234} bin/tollgate --data-dir ./data --config "$config" > data/tollgate.log 2>&1 &
 pids+=($!)
 "$envoy_bin" -c envoy/envoy.yaml --log-level warn > data/envoy.log 2>&1 &
 pids+=($!)
@@ -49,8 +63,22 @@ tollgate demo is up: Envoy on http://localhost:4000 (logs in ./data/*.log). Try:
 
   curl -s http://localhost:4000/customer/new -H 'Content-Type: application/json' -H 'Authorization: Bearer sk-1234' -d '{"user_id": "my-customer-id", "max_budget": "0"}'
 
-Press Ctrl-C to stop.
 MSG
+if [ -n "${WEBHOOK_URL:-}" ]; then
+	cat <<MSG
+Webhook alerting is on: every tracked spend and budget event is POSTed to WEBHOOK_URL. The seed's test:
+
+  curl -s http://localhost:4000/chat/completions -H 'Content-Type: application/json' -H 'Authorization: Bearer sk-1234' -d '{"model": "mistral", "messages": [{"role": "user", "content": "What is the weather like in Boston today?"}], "user": "krrish12"}'
+
+  curl -s 'http://localhost:4000/health/services?service=webhook' -H 'Authorization: Bearer sk-1234'
+  curl -s http://127.0.0.1:4001/webhook/info -H 'Authorization: Bearer sk-1234'
+
+MSG
+else
+	echo "Webhook alerting is off: set WEBHOOK_URL (e.g. to go run ./examples/webhookreceiver) before make demo to turn it on."
+	echo
+fi
+echo "Press Ctrl-C to stop."
 
 # Exit (and clean up) as soon as any process dies.
 wait -n "${pids[@]}"

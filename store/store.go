@@ -1,6 +1,7 @@
-// Package store holds tollgate's domain types (customers, budgets, spend logs)
-// and the persistence contract every backend implements. Badger is the first
-// backend; storetest holds the conformance suite any backend must pass.
+// Package store holds tollgate's domain types (customers, budgets, spend logs,
+// webhook events) and the persistence contract every backend implements.
+// Badger is the first backend; storetest holds the conformance suite any
+// backend must pass.
 package store
 
 import (
@@ -125,6 +126,9 @@ type SpendResult struct {
 	Customer Customer
 	// Created reports that the customer row was created by this record (first spend).
 	Created bool
+	// Events are the webhook events the record caused, as written to the
+	// outbox; none unless the store was opened with alerting enabled.
+	Events []Event
 }
 
 // Store is the persistence contract. All methods are safe for concurrent use.
@@ -166,7 +170,9 @@ type Store interface {
 	// RecordSpend atomically writes the spend log and, when l.CustomerID is set,
 	// upserts the customer: created with Spend = l.Cost on first spend, incremented
 	// after. A RequestID that was already recorded returns ErrDuplicateRequest and
-	// changes nothing.
+	// changes nothing. With alerting enabled, the events Alerting.SpendEvents
+	// decides (with the customer's budget, or the default one) are written to
+	// the Outbox, with their dedup marks, in the same transaction.
 	RecordSpend(ctx context.Context, l SpendLog) (SpendResult, error)
 	// SpendLogs returns the spend logs of one customer ("" = all) ordered by StartTime.
 	SpendLogs(ctx context.Context, customerID string) ([]SpendLog, error)

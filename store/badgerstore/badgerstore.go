@@ -1,6 +1,7 @@
-// Package badgerstore is the Badger backend of store.Store: customers, budgets
-// and spend logs in one embedded key-value database, with RecordSpend batched
-// into group commits so one fsync covers many requests.
+// Package badgerstore is the Badger backend of store.Store and store.Outbox:
+// customers, budgets, spend logs and the webhook outbox in one embedded
+// key-value database, with RecordSpend batched into group commits so one
+// fsync covers many requests and their events.
 package badgerstore
 
 import (
@@ -20,7 +21,10 @@ import (
 	"github.com/tollgate-dev/tollgate/store"
 )
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store  = (*Store)(nil)
+	_ store.Outbox = (*Store)(nil)
+)
 
 // Badger's defaults (five 64 MiB memtables, a 256 MiB block cache, Snappy
 // compression, tables doubling in size per level) reach several hundred MB
@@ -57,6 +61,9 @@ type Options struct {
 	Now func() time.Time
 	// NewID generates budget ids; nil means 128 random bits in hex.
 	NewID func() string
+	// Alerting is the webhook event policy RecordSpend applies; the zero
+	// value writes no events.
+	Alerting store.Alerting
 }
 
 // Store is a store.Store backed by Badger. Create it with Open.
@@ -73,6 +80,10 @@ type Store struct {
 
 	queue      chan *spendReq
 	writerDone chan struct{}
+
+	alerting store.Alerting
+	dbID     string        // names this database in event ids
+	ready    chan struct{} // EventsReady
 }
 
 // Open opens (or creates) the database and starts the spend writer.
@@ -105,6 +116,11 @@ func Open(opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open badger store: %w", err)
 	}
+	dbID, err := loadDatabaseID(db)
+	if err != nil {
+		_ = db.Close() // the id error is the one worth reporting
+		return nil, fmt.Errorf("open badger store: %w", err)
+	}
 	s := &Store{
 		db:         db,
 		log:        logger,
@@ -112,6 +128,9 @@ func Open(opts Options) (*Store, error) {
 		newID:      opts.NewID,
 		queue:      make(chan *spendReq, queueSize),
 		writerDone: make(chan struct{}),
+		alerting:   opts.Alerting,
+		dbID:       dbID,
+		ready:      make(chan struct{}, 1),
 	}
 	if s.now == nil {
 		s.now = time.Now

@@ -442,3 +442,22 @@ func TestBadgerLogger(t *testing.T) {
 		t.Errorf("logged:\n%s\nwant:\n%s", got, want)
 	}
 }
+
+func TestOutboxConformance(t *testing.T) {
+	tests := []struct {
+		name string
+		opts func(t *testing.T) Options
+	}{
+		{"in memory", func(*testing.T) Options { return Options{InMemory: true} }},
+		{"on disk, sync writes", func(t *testing.T) Options { return Options{Dir: t.TempDir(), SyncWrites: true} }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			storetest.RunOutbox(t, func(t *testing.T, a store.Alerting, now func() time.Time) storetest.OutboxStore {
+				opts := tt.opts(t)
+				opts.Alerting, opts.Now = a, now
+				return mustOpen(t, opts)
+			})
+		})
+	}
+}

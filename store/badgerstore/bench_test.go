@@ -12,17 +12,22 @@ import (
 // BenchmarkRecordSpend measures spend records per second through the group
 // commit on disk: "hot" sends every record to one customer, "spread" over
 // 100,000 customers. 64 callers per core stand for concurrent requests.
+// "webhooks" also writes a spend_tracked event per record to the outbox and
+// checks every customer against a default budget that is never reached.
 func BenchmarkRecordSpend(b *testing.B) {
 	t0 := time.Date(2026, 9, 1, 0, 0, 0, 0, time.UTC)
 	for _, load := range []string{"hot", "spread"} {
-		for _, sync := range []bool{true, false} {
-			name := load + "/nosync"
-			if sync {
-				name = load + "/sync"
-			}
-			b.Run(name, func(b *testing.B) {
-				s, err := Open(Options{Dir: b.TempDir(), SyncWrites: sync})
+		for _, mode := range []string{"sync", "nosync", "sync+webhooks"} {
+			b.Run(load+"/"+mode, func(b *testing.B) {
+				opts := Options{Dir: b.TempDir(), SyncWrites: mode != "nosync"}
+				if mode == "sync+webhooks" {
+					opts.Alerting = store.Alerting{Enabled: true, DefaultBudgetID: "tier", Token: "tok", BudgetAlertTTL: time.Hour}
+				}
+				s, err := Open(opts)
 				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := s.CreateBudget(b.Context(), store.Budget{BudgetID: "tier", MaxBudget: ptr[store.Nano](1 << 62)}); err != nil {
 					b.Fatal(err)
 				}
 				defer func() {

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/tollgate-dev/tollgate/store"
@@ -216,4 +218,127 @@ func (d *decoder) done() error {
 		return errCorrupt
 	}
 	return nil
+}
+
+// Event records: the outbox is written on every priced request.
+const (
+	eventFormat byte = 1
+	marksFormat byte = 1
+)
+
+// Event flags: which optional fields follow.
+const (
+	flagMaxBudget = 1 << iota
+	flagSoftBudget
+	flagToken
+	flagProjectedSpend
+	flagProjectedDate
+)
+
+func (r eventRec) MarshalBinary() ([]byte, error) {
+	var flags byte
+	b := make([]byte, 2, 96+len(r.Type)+len(r.CustomerID)+len(r.RequestID)+len(r.Message)+len(r.LastError))
+	b[0] = eventFormat
+	b = appendString(b, r.Type)
+	b = appendString(b, r.CustomerID)
+	b = appendString(b, r.RequestID)
+	b = binary.AppendVarint(b, int64(r.Spend))
+	for _, f := range []struct {
+		flag byte
+		n    *store.Nano
+	}{{flagMaxBudget, r.MaxBudget}, {flagSoftBudget, r.SoftBudget}, {flagProjectedSpend, r.ProjectedSpend}} {
+		if f.n != nil {
+			flags |= f.flag
+			b = binary.AppendVarint(b, int64(*f.n))
+		}
+	}
+	if r.Token != nil {
+		flags |= flagToken
+		b = appendString(b, *r.Token)
+	}
+	if r.ProjectedDate != nil {
+		flags |= flagProjectedDate
+		b = appendStamp(b, *r.ProjectedDate)
+	}
+	b = appendString(b, r.Message)
+	b = appendStamp(b, r.CreatedAt)
+	b = binary.AppendUvarint(b, uint64(r.Attempts))
+	b = appendString(b, r.LastError)
+	b = appendStamp(b, r.DeadAt)
+	b[1] = flags
+	return b, nil
+}
+
+func (r *eventRec) UnmarshalBinary(b []byte) error {
+	d := decoder{b: b}
+	if d.byte() != eventFormat {
+		return fmt.Errorf("%w: unknown event format", errCorrupt)
+	}
+	flags := d.byte()
+	*r = eventRec{
+		Type:       d.string(),
+		CustomerID: d.string(),
+		RequestID:  d.string(),
+		Spend:      store.Nano(d.varint()),
+	}
+	r.MaxBudget = d.optNano(flags, flagMaxBudget)
+	r.SoftBudget = d.optNano(flags, flagSoftBudget)
+	r.ProjectedSpend = d.optNano(flags, flagProjectedSpend)
+	r.Token = d.optString(flags, flagToken)
+	if flags&flagProjectedDate != 0 {
+		t := d.stamp()
+		r.ProjectedDate = &t
+	}
+	r.Message = d.string()
+	r.CreatedAt = d.stamp()
+	attempts := d.uvarint()
+	if attempts > 1<<31 {
+		d.bad = true
+	}
+	r.Attempts = int(attempts)
+	r.LastError = d.string()
+	r.DeadAt = d.stamp()
+	return d.done()
+}
+
+func (d *decoder) optNano(flags, flag byte) *store.Nano {
+	if flags&flag == 0 {
+		return nil
+	}
+	n := store.Nano(d.varint())
+	return &n
+}
+
+// marksRec is one customer's alert marks, written sorted by alert so the same
+// marks always encode to the same bytes.
+type marksRec store.AlertMarks
+
+func (r marksRec) MarshalBinary() ([]byte, error) {
+	b := []byte{marksFormat}
+	b = binary.AppendUvarint(b, uint64(len(r)))
+	for _, alert := range slices.Sorted(maps.Keys(r)) {
+		m := r[alert]
+		b = appendString(b, alert)
+		b = appendString(b, m.Window)
+		b = appendStamp(b, m.At)
+	}
+	return b, nil
+}
+
+func (r *marksRec) UnmarshalBinary(b []byte) error {
+	d := decoder{b: b}
+	if d.byte() != marksFormat {
+		return fmt.Errorf("%w: unknown alert marks format", errCorrupt)
+	}
+	n := d.uvarint()
+	if n > uint64(len(d.b)) {
+		return errCorrupt
+	}
+	m := make(marksRec, n)
+	for range n {
+		alert := d.string()
+		m[alert] = store.AlertMark{Window: d.string(), At: d.stamp()}
+	}
+	*r = m
+	return d.done()
 }

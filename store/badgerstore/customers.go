@@ -193,6 +193,10 @@ func (s *Store) DeleteCustomers(ctx context.Context, ids []string) (int, error) 
 			if err := txn.Delete(ck); err != nil {
 				return err
 			}
+			// A customer created again later starts with no alerts sent.
+			if err := txn.Delete(key(prefixMarks, id)); err != nil {
+				return err
+			}
 		}
 		return nil
 	})

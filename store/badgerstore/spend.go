@@ -93,11 +93,16 @@ func (s *Store) commitSpend(batch []*spendReq) {
 		s.commitSpend(batch[half:])
 		return
 	}
+	events := false
 	for i, r := range batch {
 		if err != nil {
 			results[i] = spendResp{err: err}
 		}
+		events = events || len(results[i].res.Events) > 0
 		r.done <- results[i]
+	}
+	if events {
+		s.signalEvents()
 	}
 }
 
@@ -108,6 +113,10 @@ func (s *Store) applySpend(txn *badger.Txn, batch []*spendReq, results []spendRe
 	// Each customer in the batch is read once, incremented by each of its
 	// records, and written once: a hot customer costs one row write per batch.
 	customers := make(map[string]*customerRec)
+	var alerts *alertTxn
+	if s.alerting.Enabled {
+		alerts = s.newAlertTxn(txn)
+	}
 	for i, r := range batch {
 		l := r.log
 		results[i] = spendResp{}
@@ -150,11 +159,19 @@ func (s *Store) applySpend(txn *badger.Txn, batch []*spendReq, results []spendRe
 		c.Spend += l.Cost
 		c.UpdatedAt = now
 		results[i].res.Customer = c.customer(l.CustomerID)
+		if alerts != nil {
+			if results[i].res.Events, err = alerts.record(l, results[i].res.Customer, now); err != nil {
+				return err
+			}
+		}
 	}
 	for id, c := range customers {
 		if err := put(txn, key(prefixCustomer, id), c); err != nil {
 			return err
 		}
+	}
+	if alerts != nil {
+		return alerts.flush()
 	}
 	return nil
 }
