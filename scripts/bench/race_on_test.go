@@ -1,0 +1,6 @@
+//go:build race
+
+package main
+
+// raceEnabled makes TestQuickRun build the tollgate binary with -race too.
+const raceEnabled = true
