@@ -32,6 +32,8 @@ type config struct {
 	PriceOverrides       map[string]priceOverride
 	LogFormat            string
 	LogLevel             string
+	AdminTLSCert         string
+	AdminTLSKey          string
 
 	// Webhook alerting. Zero values of the delivery settings mean
 	// admin/webhook's defaults.
@@ -145,6 +147,8 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 	budgetStatus := fs.String("budget-exceeded-status", "", "HTTP status for budget_exceeded: 429|400 (env TOLLGATE_BUDGET_EXCEEDED_STATUS; default 429)")
 	pricesFile := fs.String("prices-file", "", "JSON price map in LiteLLM's format, merged over the embedded one (env TOLLGATE_PRICES_FILE)")
 	logFormat := fs.String("log-format", "", "text|json (env TOLLGATE_LOG_FORMAT; default text)")
+	adminTLSCert := fs.String("admin-tls-cert", "", "PEM certificate: serve the admin API over TLS (env TOLLGATE_ADMIN_TLS_CERT; needs --admin-tls-key)")
+	adminTLSKey := fs.String("admin-tls-key", "", "PEM private key for --admin-tls-cert (env TOLLGATE_ADMIN_TLS_KEY)")
 	logLevel := fs.String("log-level", "", "debug|info|warn|error (env TOLLGATE_LOG_LEVEL; default info)")
 	webhookSecretFile := fs.String("webhook-secret-file", "", "file holding the webhook signing secret (env TOLLGATE_WEBHOOK_SECRET_FILE; or env TOLLGATE_WEBHOOK_SECRET)")
 	webhookMaxAttempts := fs.String("webhook-max-attempts", "", "HTTP attempts per webhook event before it is dead (env TOLLGATE_WEBHOOK_MAX_ATTEMPTS; default 10)")
@@ -255,6 +259,11 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 	setString(&cfg.PricesFile, *pricesFile, "TOLLGATE_PRICES_FILE")
 	setString(&cfg.LogFormat, *logFormat, "TOLLGATE_LOG_FORMAT")
 	setString(&cfg.LogLevel, *logLevel, "TOLLGATE_LOG_LEVEL")
+	setString(&cfg.AdminTLSCert, *adminTLSCert, "TOLLGATE_ADMIN_TLS_CERT")
+	setString(&cfg.AdminTLSKey, *adminTLSKey, "TOLLGATE_ADMIN_TLS_KEY")
+	if (cfg.AdminTLSCert == "") != (cfg.AdminTLSKey == "") {
+		errs = append(errs, errors.New("admin-tls-cert and admin-tls-key: set both or neither"))
+	}
 	if v := pick(*budgetStatus, "TOLLGATE_BUDGET_EXCEEDED_STATUS"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil {

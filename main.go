@@ -18,6 +18,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -61,6 +62,10 @@ func main() {
 // run starts tollgate and blocks until ctx is done or a server fails. It prints
 // "tollgate ready grpc=ADDR admin=ADDR" on stdout once both listeners are up.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if slices.Contains(args, "--version") || slices.Contains(args, "-version") {
+		fmt.Fprintln(stdout, versionString())
+		return nil
+	}
 	cfg, warnings, err := loadConfig(args, getenv, stderr)
 	if err != nil {
 		return err
@@ -112,10 +117,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	healthSrv := health.NewServer()
 	healthpb.RegisterHealthServer(grpcSrv, healthSrv)
 
+	// serving is true from the moment both listeners serve until shutdown starts.
+	var serving atomic.Bool
 	adminCfg := admin.Config{
 		MasterKey: cfg.MasterKey,
 		Logger:    logger,
-		Ready:     func(context.Context) error { return nil },
+		Ready:     readiness(&serving, st),
 		Outbox:    st,
 	}
 	// The worker stops with run and must finish before the store closes.
@@ -153,7 +160,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	errc := make(chan error, 2)
 	go func() { errc <- grpcSrv.Serve(grpcLis) }()
-	go func() { errc <- httpSrv.Serve(adminLis) }()
+	go func() {
+		if cfg.AdminTLSCert != "" {
+			errc <- httpSrv.ServeTLS(adminLis, cfg.AdminTLSCert, cfg.AdminTLSKey)
+			return
+		}
+		errc <- httpSrv.Serve(adminLis)
+	}()
+	serving.Store(true)
 	logger.Info("tollgate ready", "grpc", grpcLis.Addr().String(), "admin", adminLis.Addr().String(), "data_dir", cfg.DataDir)
 	fmt.Fprintf(stdout, "tollgate ready grpc=%s admin=%s\n", grpcLis.Addr(), adminLis.Addr())
 
@@ -164,6 +178,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case serveErr = <-errc:
 		logger.Error("server stopped", "err", serveErr)
 	}
+	serving.Store(false)
 	healthSrv.Shutdown()
 
 	shutCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
@@ -246,4 +261,39 @@ func loadPrices(cfg config) (*pricing.Table, error) {
 		}
 	}
 	return t, nil
+}
+
+// version is set at build time: go build -ldflags "-X main.version=v1.2.3".
+var version = "dev"
+
+func versionString() string {
+	v := "tollgate " + version
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		v += " " + bi.GoVersion
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				v += " " + s.Value
+			}
+		}
+	}
+	return v
+}
+
+// budgetGetter is the store read that readiness uses as a probe.
+type budgetGetter interface {
+	GetBudget(ctx context.Context, id string) (store.Budget, error)
+}
+
+// readiness reports ready while the listeners serve and the store answers a
+// read (a missing budget is a good answer).
+func readiness(serving *atomic.Bool, st budgetGetter) func(context.Context) error {
+	return func(ctx context.Context) error {
+		if !serving.Load() {
+			return errors.New("not serving (starting or shutting down)")
+		}
+		if _, err := st.GetBudget(ctx, "tollgate-readiness-probe"); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("store: %w", err)
+		}
+		return nil
+	}
 }
