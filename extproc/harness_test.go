@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -104,7 +105,9 @@ const testPrices = `{
 	"gpt-test":            {"input_cost_per_token": 1.5e-06, "output_cost_per_token": 2e-06,
 	                        "cache_read_input_token_cost": 7.5e-07, "output_cost_per_reasoning_token": 4e-06},
 	"gpt-test-2025-01-01": {"input_cost_per_token": 1e-06, "output_cost_per_token": 1e-06},
-	"embed-test":          {"input_cost_per_token": 1.875e-08}
+	"embed-test":          {"input_cost_per_token": 1.875e-08},
+	"claude-test":         {"input_cost_per_token": 3e-06, "output_cost_per_token": 1.5e-05,
+	                        "cache_read_input_token_cost": 3e-07, "cache_creation_input_token_cost": 3.75e-06}
 }`
 
 // testConfig is a Config with a fake clock, sequential request ids
@@ -130,11 +133,12 @@ func testConfig(t *testing.T) Config {
 func startServer(t *testing.T, cfg Config, st Store) extprocv3.ExternalProcessorClient {
 	t.Helper()
 	lis := bufconn.Listen(1 << 20)
-	srv := grpc.NewServer()
+	srv := grpc.NewServer(grpc.MaxRecvMsgSize(64 << 20)) // as main.go: Envoy sends BUFFERED bodies whole
 	extprocv3.RegisterExternalProcessorServer(srv, NewServer(cfg, st))
 	go func() { _ = srv.Serve(lis) }()
 	t.Cleanup(srv.Stop)
 	conn, err := grpc.NewClient("passthrough:///bufconn",
+		grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(64<<20)),
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
 		grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -187,8 +191,19 @@ func headerList(kv ...string) *corev3.HeaderMap {
 }
 
 // reqHeaders is the request_headers message Envoy sends for method and path.
+// A POST announces its body's length, as SDKs do, unless kv sets
+// content-length to "" (a chunked upload).
 func reqHeaders(method, path string, kv ...string) *extprocv3.ProcessingRequest {
 	base := []string{":method", method, ":path", path, ":authority", "llm.example", ":scheme", "http"}
+	if method == "POST" && !slices.Contains(kv, "content-length") {
+		base = append(base, "content-length", "64")
+	}
+	for i := 0; i+1 < len(kv); i += 2 {
+		if kv[i] == "content-length" && kv[i+1] == "" {
+			kv = slices.Delete(slices.Clone(kv), i, i+2)
+			break
+		}
+	}
 	return &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_RequestHeaders{
 		RequestHeaders: &extprocv3.HttpHeaders{Headers: headerList(append(base, kv...)...)},
 	}}

@@ -16,25 +16,18 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/tollgate-dev/tollgate/extproc/pricing"
 	"github.com/tollgate-dev/tollgate/store"
 )
-
-// meteredPaths are the OpenAI-style endpoints whose POSTs are admitted and
-// charged. Everything else passes through with only the credential handling.
-var meteredPaths = map[string]bool{
-	"/chat/completions":    true,
-	"/v1/chat/completions": true,
-	"/completions":         true,
-	"/v1/completions":      true,
-	"/embeddings":          true,
-	"/v1/embeddings":       true,
-}
 
 // customerHeaders are LiteLLM's standard customer-id headers, in priority order.
 var customerHeaders = []string{"x-litellm-customer-id", "x-litellm-end-user-id"}
 
 // costHeader carries the request's cost on buffered responses, as LiteLLM does.
 const costHeader = "x-litellm-response-cost"
+
+// credentialHeaders are where callers present keys; none reaches the upstream.
+var credentialHeaders = []string{"api-key", "x-api-key", "authorization"}
 
 // processor is the state of one ext_proc stream, that is of one HTTP request.
 type processor struct {
@@ -48,12 +41,32 @@ type processor struct {
 	clientRequestID string
 	start           time.Time
 	path            string
+	route           route
 	metered         bool
 	customerID      string
 	model           string
 
-	// usage reads the response body; nil when the response is not metered.
-	usage usageReader
+	// reqBody is the request body, kept to count its prompt tokens locally
+	// should the upstream report no usage.
+	reqBody []byte
+	// partialRequest: the request's length was not announced, so Envoy sends
+	// its body BUFFERED_PARTIAL, and a body not ended is one over its buffer.
+	partialRequest bool
+	// forcedUsage: tollgate set stream_options.include_usage, so the
+	// usage-only chunk it adds to the stream is removed again.
+	forcedUsage bool
+
+	// body reads the response body; nil when the response is not metered, and
+	// once its spend is recorded.
+	body bodyReader
+	// bufferedResponse: the response body arrives in one message (BUFFERED or
+	// BUFFERED_PARTIAL), whose reply may still set response headers.
+	bufferedResponse bool
+	// partialResponse: the body is BUFFERED_PARTIAL, so its first message is
+	// the only one tollgate sees, ended or not.
+	partialResponse bool
+	// bodyChunks counts the response body messages read, for the logs.
+	bodyChunks int
 }
 
 func (p *processor) handle(ctx context.Context, req *extprocv3.ProcessingRequest) (*extprocv3.ProcessingResponse, error) {
@@ -84,7 +97,8 @@ func (p *processor) requestHeaders(ctx context.Context, h *extprocv3.HttpHeaders
 	p.clientRequestID = hdr["x-request-id"]
 	p.log = p.s.log.With("request_id", p.requestID)
 	p.path, _, _ = strings.Cut(hdr[":path"], "?")
-	p.metered = hdr[":method"] == "POST" && meteredPaths[p.path]
+	p.route = parseRoute(p.path)
+	p.metered = hdr[":method"] == "POST" && p.route.api != apiNone
 	p.log.Debug("request", "method", hdr[":method"], "path", p.path, "metered", p.metered, "client_request_id", p.clientRequestID)
 
 	if p.s.cfg.DataPlaneAuth {
@@ -94,7 +108,7 @@ func (p *processor) requestHeaders(ctx context.Context, h *extprocv3.HttpHeaders
 	}
 	resp := &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestHeaders{
 		RequestHeaders: &extprocv3.HeadersResponse{Response: &extprocv3.CommonResponse{
-			HeaderMutation: p.credentialMutation(),
+			HeaderMutation: p.credentialMutation(credentialStyleFor(p.route, p.path, hdr)),
 		}},
 	}}
 	if !p.metered {
@@ -105,6 +119,19 @@ func (p *processor) requestHeaders(ctx context.Context, h *extprocv3.HttpHeaders
 			ResponseBodyMode:   filterv3.ProcessingMode_NONE,
 		}
 		return resp
+	}
+	if n, ok := contentLength(hdr); ok && n > p.s.cfg.MaxRequestBodyBytes {
+		return p.tooLarge()
+	} else if !ok && !h.GetEndOfStream() {
+		// Without a length Envoy cannot tell a body over its buffer before it
+		// has it: BUFFERED_PARTIAL hands over what fits, so tollgate answers
+		// 413 itself instead of Envoy's plain-text one. Body modes in an
+		// override are always explicit, hence the response's.
+		p.partialRequest = true
+		resp.ModeOverride = &filterv3.ProcessingMode{
+			RequestBodyMode:  filterv3.ProcessingMode_BUFFERED_PARTIAL,
+			ResponseBodyMode: filterv3.ProcessingMode_BUFFERED,
+		}
 	}
 	if id := customerFromHeaders(hdr, p.s.cfg.UserHeaderName); id != "" {
 		// The cheapest reject: the body is never read and the upstream never called.
@@ -145,15 +172,26 @@ func apiKey(hdr map[string]string) string {
 }
 
 // credentialMutation keeps the caller's key away from the upstream, and gives
-// the upstream tollgate's key when one is configured.
-func (p *processor) credentialMutation() *extprocv3.HeaderMutation {
-	m := &extprocv3.HeaderMutation{RemoveHeaders: []string{"api-key", "x-api-key"}}
-	if key := p.s.cfg.UpstreamAPIKey; key != "" {
-		// Overwriting replaces the caller's authorization; it is not also
+// the upstream tollgate's key, when one is configured, where style says.
+func (p *processor) credentialMutation(style credentialStyle) *extprocv3.HeaderMutation {
+	key := p.s.cfg.UpstreamAPIKey
+	header, value := "authorization", "Bearer "+key
+	switch style {
+	case anthropicCredential:
+		header, value = "x-api-key", key
+	case azureCredential:
+		header, value = "api-key", key
+	}
+	m := &extprocv3.HeaderMutation{}
+	for _, h := range credentialHeaders {
+		// The header that gets the key is overwritten rather than also
 		// removed, because the order of removes and sets is Envoy's business.
-		m.SetHeaders = []*corev3.HeaderValueOption{setHeader("authorization", "Bearer "+key)}
-	} else {
-		m.RemoveHeaders = append(m.RemoveHeaders, "authorization")
+		if h != header || key == "" {
+			m.RemoveHeaders = append(m.RemoveHeaders, h)
+		}
+	}
+	if key != "" {
+		m.SetHeaders = []*corev3.HeaderValueOption{setHeader(header, value)}
 	}
 	return m
 }
@@ -166,12 +204,22 @@ func (p *processor) requestBody(ctx context.Context, b *extprocv3.HttpBody) *ext
 		return resp
 	}
 	body := b.GetBody()
-	if !gjson.ValidBytes(body) || !gjson.ParseBytes(body).IsObject() {
+	// In BUFFERED_PARTIAL mode Envoy sends a body before its end only when
+	// its buffer is full. (It would also do so before request trailers, which
+	// LLM clients do not send.)
+	if int64(len(body)) > p.s.cfg.MaxRequestBodyBytes || (p.partialRequest && !b.GetEndOfStream()) {
+		return p.tooLarge()
+	}
+	if !shallowJSON(body) || !gjson.ValidBytes(body) || !gjson.ParseBytes(body).IsObject() {
 		p.log.Info("rejected", "reason", "request body is not a JSON object", "bytes", len(body))
 		return errorResponse(400, "invalid_request_error", "Invalid request body: expected a JSON object.", "tollgate_invalid_body")
 	}
+	p.reqBody = body
 	if m := gjson.GetBytes(body, "model"); m.Type == gjson.String {
 		p.model = m.Str
+	}
+	if p.model == "" {
+		p.model = p.route.deployment
 	}
 	if p.customerID == "" { // a header naming the customer wins, and was checked already
 		if p.customerID = customerFromBody(body); p.customerID != "" {
@@ -180,7 +228,45 @@ func (p *processor) requestBody(ctx context.Context, b *extprocv3.HttpBody) *ext
 			}
 		}
 	}
+	if mutated := p.includeUsage(body); mutated != nil {
+		resp.GetRequestBody().Response = mutated
+	}
 	return resp
+}
+
+// includeUsage asks an OpenAI-compatible upstream to end a stream with its
+// usage, when the client did not ask: only then does a stream say what it
+// cost. It returns the body mutation, or nil.
+func (p *processor) includeUsage(body []byte) *extprocv3.CommonResponse {
+	if p.route.api != apiChat && p.route.api != apiCompletions ||
+		gjson.GetBytes(body, "stream").Type != gjson.True {
+		return nil
+	}
+	out, ok := forceIncludeUsage(body)
+	if !ok {
+		return nil
+	}
+	p.forcedUsage = true
+	p.log.Debug("set stream_options.include_usage", "bytes", len(out))
+	common := &extprocv3.CommonResponse{
+		BodyMutation: &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_Body{Body: out}},
+	}
+	if !p.partialRequest {
+		// BUFFERED keeps content-length, and Envoy rejects a body that no
+		// longer matches it.
+		common.HeaderMutation = &extprocv3.HeaderMutation{SetHeaders: []*corev3.HeaderValueOption{
+			setHeader("content-length", strconv.Itoa(len(out))),
+		}}
+	}
+	return common
+}
+
+// tooLarge rejects a request body over MaxRequestBodyBytes.
+func (p *processor) tooLarge() *extprocv3.ProcessingResponse {
+	limit := p.s.cfg.MaxRequestBodyBytes
+	p.log.Info("rejected", "reason", "request body too large", "limit", limit)
+	return errorResponse(413, "invalid_request_error",
+		fmt.Sprintf("Request body is too large: the limit is %d bytes.", limit), "tollgate_body_too_large")
 }
 
 // admit runs the admission check for p.customerID: blocked customers and
@@ -263,24 +349,45 @@ func (p *processor) responseHeaders(ctx context.Context, h *extprocv3.HttpHeader
 	}
 	hdr := headerMap(h.GetHeaders())
 	code, _ := strconv.Atoi(hdr[":status"])
+	mode := func(m filterv3.ProcessingMode_BodySendMode) {
+		resp.ModeOverride = &filterv3.ProcessingMode{ResponseBodyMode: m}
+	}
 	switch {
 	case code < 200 || code > 299:
 		// Errors pass through untouched and cost nothing.
-		resp.ModeOverride = &filterv3.ProcessingMode{ResponseBodyMode: filterv3.ProcessingMode_NONE}
+		mode(filterv3.ProcessingMode_NONE)
 	case isEventStream(hdr["content-type"]):
-		// Streamed bodies are passed on chunk by chunk, unread for now, so
-		// they record nothing; an SSE usageReader set here would meter them.
+		// Each chunk is answered at once, so streaming is not slowed down.
 		// content-length must go, or Envoy cuts the stream after one chunk.
-		resp.ModeOverride = &filterv3.ProcessingMode{ResponseBodyMode: filterv3.ProcessingMode_STREAMED}
-		headersResp.Response = &extprocv3.CommonResponse{HeaderMutation: &extprocv3.HeaderMutation{
-			RemoveHeaders: []string{"content-length"},
-		}}
+		mode(filterv3.ProcessingMode_STREAMED)
+		b, decoded := newSSEBody(p.route.api, hdr["content-encoding"], p.forcedUsage)
+		p.body = b
+		remove := []string{"content-length"}
+		if decoded {
+			remove = append(remove, "content-encoding")
+		}
+		headersResp.Response = &extprocv3.CommonResponse{HeaderMutation: &extprocv3.HeaderMutation{RemoveHeaders: remove}}
 	case h.GetEndOfStream():
 		// No body follows, so this is the last chance to record the request.
-		cost := p.record(ctx, responseUsage{}, errors.New("response has no body"))
+		cost := p.settle(ctx, tally{}, errors.New("response has no body"), false)
 		headersResp.Response = &extprocv3.CommonResponse{HeaderMutation: costMutation(cost)}
 	default:
-		p.usage = &jsonUsage{encoding: hdr["content-encoding"]}
+		p.body = &jsonBody{api: p.route.api, encoding: hdr["content-encoding"]}
+		n, known := contentLength(hdr)
+		switch {
+		case known && n <= p.s.cfg.MaxRequestBodyBytes:
+			mode(filterv3.ProcessingMode_BUFFERED)
+			p.bufferedResponse = true
+		case known:
+			// Over Envoy's buffer, which would turn it into a 500: read it as
+			// it streams through instead, without the cost header.
+			mode(filterv3.ProcessingMode_STREAMED)
+		default:
+			// Unknown length: whole when it fits Envoy's buffer, which keeps
+			// the cost header; else only its start is seen.
+			mode(filterv3.ProcessingMode_BUFFERED_PARTIAL)
+			p.bufferedResponse, p.partialResponse = true, true
+		}
 	}
 	return resp
 }
@@ -288,29 +395,76 @@ func (p *processor) responseHeaders(ctx context.Context, h *extprocv3.HttpHeader
 func (p *processor) responseBody(ctx context.Context, b *extprocv3.HttpBody) *extprocv3.ProcessingResponse {
 	bodyResp := &extprocv3.BodyResponse{}
 	resp := &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseBody{ResponseBody: bodyResp}}
-	if p.usage == nil {
+	if p.body == nil {
 		return resp
 	}
-	p.usage.Write(b.GetBody())
-	if !b.GetEndOfStream() {
+	p.bodyChunks++
+	out, replace := p.body.write(b.GetBody(), b.GetEndOfStream())
+	if replace {
+		m := &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_Body{Body: out}}
+		if len(out) == 0 {
+			m.Mutation = &extprocv3.BodyMutation_ClearBody{ClearBody: true}
+		}
+		bodyResp.Response = &extprocv3.CommonResponse{BodyMutation: m}
+	}
+	if !b.GetEndOfStream() && !p.partialResponse {
 		return resp
 	}
-	u, err := p.usage.Usage()
-	p.usage = nil
-	cost := p.record(ctx, u, err)
-	// A reply to a BUFFERED body may still change the response headers.
-	bodyResp.Response = &extprocv3.CommonResponse{HeaderMutation: costMutation(cost)}
+	t, err := p.body.result()
+	p.body = nil
+	cost := p.settle(ctx, t, err, false)
+	if p.bufferedResponse {
+		// A reply to a BUFFERED body may still change the response headers.
+		if bodyResp.Response == nil {
+			bodyResp.Response = &extprocv3.CommonResponse{}
+		}
+		bodyResp.Response.HeaderMutation = costMutation(cost)
+	}
 	return resp
+}
+
+// abandon records a response whose ext_proc stream ended before the response
+// did: the client hung up, or the upstream or Envoy gave up. The upstream has
+// generated, and been paid for, what was streamed so far.
+func (p *processor) abandon(ctx context.Context) {
+	if p.body == nil {
+		return
+	}
+	t, err := p.body.result()
+	p.body = nil
+	p.settle(ctx, t, err, true)
+}
+
+// settle records the spend of a response from what its body told (t). When
+// the upstream's usage is missing (err), the tokens are counted locally: the
+// prompt from the request body, unless the upstream reported it, and the
+// completion from the text generated; the record is marked estimated.
+func (p *processor) settle(ctx context.Context, t tally, usageErr error, cut bool) store.Nano {
+	u := t.usage
+	estimated := !t.final
+	if estimated {
+		model := p.model
+		if model == "" {
+			model = u.Model
+		}
+		if !t.prompt {
+			u.Usage = pricing.Usage{PromptTokens: estimatePrompt(p.route.api, model, p.reqBody)}
+		}
+		u.CompletionTokens = t.text.tokens(model)
+		u.TotalTokens = addSat(u.PromptTokens, u.CompletionTokens)
+		if cut {
+			p.log.Info("response cut short; charging the prompt and what was streamed", "model", p.model, "reason", usageErr)
+		} else {
+			p.log.Warn("no usage in response; counted tokens locally", "model", p.model, "err", usageErr)
+		}
+	}
+	p.reqBody = nil
+	return p.record(ctx, u, estimated)
 }
 
 // record prices the served request and writes its spend log before Envoy gets
 // the reply, so the spend is durable by the time the client sees the response.
-// A response without readable usage is still recorded, with 0 tokens, so the
-// request is visible in the spend logs.
-func (p *processor) record(ctx context.Context, u responseUsage, usageErr error) store.Nano {
-	if usageErr != nil {
-		p.log.Warn("no usage in response; recording 0 tokens", "model", p.model, "err", usageErr)
-	}
+func (p *processor) record(ctx context.Context, u responseUsage, estimated bool) store.Nano {
 	model, price, priced := p.s.price(p.model, u.Model)
 	if !priced {
 		p.s.logUnpriced(model)
@@ -330,6 +484,7 @@ func (p *processor) record(ctx context.Context, u responseUsage, usageErr error)
 		ReasoningTokens:     u.ReasoningTokens,
 		Cost:                cost,
 		Unpriced:            !priced,
+		Estimated:           estimated,
 		StartTime:           p.start,
 		EndTime:             p.s.cfg.Now(),
 	}
@@ -345,7 +500,8 @@ func (p *processor) record(ctx context.Context, u responseUsage, usageErr error)
 		p.log.Error("record spend failed", "customer", p.customerID, "model", model, "cost", cost.String(), "err", err)
 	default:
 		p.log.Info("spend recorded", "customer", p.customerID, "model", model,
-			"prompt_tokens", u.PromptTokens, "completion_tokens", u.CompletionTokens, "cost", cost.String(), "unpriced", !priced)
+			"prompt_tokens", u.PromptTokens, "completion_tokens", u.CompletionTokens, "cost", cost.String(),
+			"unpriced", !priced, "estimated", estimated, "body_chunks", p.bodyChunks)
 	}
 	return cost
 }
@@ -376,6 +532,17 @@ func headerMap(hm *corev3.HeaderMap) map[string]string {
 		m[k] = v
 	}
 	return m
+}
+
+// contentLength reads a content-length header; ok is false when there is
+// none or it is not a length.
+func contentLength(hdr map[string]string) (n int64, ok bool) {
+	v, present := hdr["content-length"]
+	if !present {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+	return n, err == nil && n >= 0
 }
 
 func isEventStream(contentType string) bool {

@@ -6,6 +6,8 @@ import (
 	"compress/zlib"
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,6 +17,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/testing/protocmp"
 
 	"github.com/tollgate-dev/tollgate/store"
 )
@@ -100,6 +103,35 @@ func TestCredentialMutation(t *testing.T) {
 			}
 		})
 	}
+	// Anthropic upstreams take their key in x-api-key, Azure's in api-key;
+	// the client's key never reaches them, whichever header it came in.
+	styles := []struct {
+		name, path, key string
+		hdr             []string
+		want            *extprocv3.HeaderMutation
+	}{
+		{name: "anthropic", path: "/v1/messages", key: "sk-ant-upstream", want: &extprocv3.HeaderMutation{
+			SetHeaders:    []*corev3.HeaderValueOption{wantSet("x-api-key", "sk-ant-upstream")},
+			RemoveHeaders: []string{"api-key", "authorization"}}},
+		{name: "anthropic without an upstream key", path: "/v1/messages", want: wantStripped()},
+		{name: "anthropic-version on another path", path: "/v1/models", key: "k", hdr: []string{"anthropic-version", "2023-06-01"},
+			want: &extprocv3.HeaderMutation{SetHeaders: []*corev3.HeaderValueOption{wantSet("x-api-key", "k")},
+				RemoveHeaders: []string{"api-key", "authorization"}}},
+		{name: "azure", path: "/openai/deployments/d/chat/completions", key: "azure-key", want: &extprocv3.HeaderMutation{
+			SetHeaders:    []*corev3.HeaderValueOption{wantSet("api-key", "azure-key")},
+			RemoveHeaders: []string{"x-api-key", "authorization"}}},
+	}
+	for _, tt := range styles {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := testConfig(t)
+			cfg.UpstreamAPIKey = tt.key
+			got := exchange(t, startServer(t, cfg, newFakeStore()),
+				reqHeaders("POST", tt.path, append([]string{"x-api-key", "sk-master", "authorization", "Bearer sk-master"}, tt.hdr...)...))
+			if diff := cmp.Diff(tt.want, got[0].GetRequestHeaders().GetResponse().GetHeaderMutation(), protocmp.Transform()); diff != "" {
+				t.Errorf("header mutation (-want +got):\n%s", diff)
+			}
+		})
+	}
 }
 
 func TestPathsThatAreNotMetered(t *testing.T) {
@@ -115,15 +147,22 @@ func TestPathsThatAreNotMetered(t *testing.T) {
 	}{
 		{"GET", "/v1/models", skipRest},
 		{"POST", "/v1/files", skipRest},
-		{"POST", "/v1/messages", skipRest},
+		{"POST", "/v1/messages/count_tokens", skipRest},
 		{"POST", "/v1/chat/completions/extra", skipRest},
 		{"GET", "/v1/chat/completions", skipRest},
+		{"POST", "/openai/deployments/d/responses", skipRest},
 		{"POST", "/chat/completions", wantRequestHeaders(wantStripped())},
 		{"POST", "/v1/chat/completions?api-version=2024-06-01", wantRequestHeaders(wantStripped())},
 		{"POST", "/completions", wantRequestHeaders(wantStripped())},
 		{"POST", "/v1/completions", wantRequestHeaders(wantStripped())},
 		{"POST", "/embeddings", wantRequestHeaders(wantStripped())},
 		{"POST", "/v1/embeddings", wantRequestHeaders(wantStripped())},
+		{"POST", "/v1/responses", wantRequestHeaders(wantStripped())},
+		{"POST", "/responses", wantRequestHeaders(wantStripped())},
+		{"POST", "/v1/messages", wantRequestHeaders(wantStripped())},
+		{"POST", "/messages?beta=true", wantRequestHeaders(wantStripped())},
+		{"POST", "/openai/deployments/gpt/chat/completions?api-version=2024-10-21", wantRequestHeaders(wantStripped())},
+		{"POST", "/openai/v1/responses", wantRequestHeaders(wantStripped())},
 	}
 	for _, tt := range tests {
 		t.Run(tt.method+" "+tt.path, func(t *testing.T) {
@@ -326,8 +365,9 @@ func TestMalformedBody(t *testing.T) {
 	want := wantImmediate(400,
 		`{"error":{"message":"Invalid request body: expected a JSON object.","type":"invalid_request_error","param":null,"code":"400"}}`,
 		"tollgate_invalid_body")
-	for _, body := range []string{``, `not json`, `{"model":"gpt-test"`, `[{"model":"gpt-test"}]`, `"gpt-test"`, `null`, `{"a":1} {"b":2}`} {
-		t.Run(body, func(t *testing.T) {
+	for _, body := range []string{``, `not json`, `{"model":"gpt-test"`, `[{"model":"gpt-test"}]`, `"gpt-test"`, `null`, `{"a":1} {"b":2}`,
+		`{"a":` + strings.Repeat("[", 16<<20-16) + strings.Repeat("]", 16<<20-16) + `}`} {
+		t.Run(fmt.Sprintf("%.30s", body), func(t *testing.T) {
 			got := exchange(t, startServer(t, testConfig(t), newFakeStore()), llmHeaders(), reqBody(body))
 			if diff := diffResponses([]*extprocv3.ProcessingResponse{wantRequestHeaders(wantStripped()), want}, got); diff != "" {
 				t.Errorf("responses (-want +got):\n%s", diff)
@@ -386,32 +426,52 @@ const chatResponse = `{"id":"chatcmpl-1","object":"chat.completion","model":"gpt
 	"usage":{"prompt_tokens":1000,"completion_tokens":500,"total_tokens":1500,
 		"prompt_tokens_details":{"cached_tokens":400},"completion_tokens_details":{"reasoning_tokens":100}}}`
 
+// chatBodyPromptTokens is chatBody's prompt counted locally: 3 for the
+// message, "user" and "hi" one each, 3 to prime the reply.
+const chatBodyPromptTokens = 8
+
+func brotlied(t *testing.T, s string) []byte {
+	t.Helper()
+	b, _ := compress(t, "br", s)
+	return b
+}
+
+func wantMode(m filterv3.ProcessingMode_BodySendMode) *extprocv3.ProcessingResponse {
+	r := wantResponseHeaders()
+	r.ModeOverride = &filterv3.ProcessingMode{ResponseBodyMode: m}
+	return r
+}
+
 func TestResponse(t *testing.T) {
 	chatLog := store.SpendLog{
 		RequestID: "tg-1", ClientRequestID: "client-7", CustomerID: "alice", Model: "gpt-test", Path: "/v1/chat/completions",
 		PromptTokens: 1000, CompletionTokens: 500, TotalTokens: 1500, CacheReadTokens: 400, ReasoningTokens: 100,
 		Cost: 2_400_000, StartTime: t0, EndTime: t0.Add(time.Second),
 	}
-	zeroLog := func(model string, unpriced bool) store.SpendLog {
-		return store.SpendLog{RequestID: "tg-1", ClientRequestID: "client-7", CustomerID: "alice", Model: model,
-			Path: "/v1/chat/completions", Unpriced: unpriced, StartTime: t0, EndTime: t0.Add(time.Second)}
+	// estimatedLog: no usage came back, so chatBody's prompt was counted
+	// locally (8 tokens × 1500 nano) along with completion tokens of text.
+	estimatedLog := func(completion int64) store.SpendLog {
+		return store.SpendLog{RequestID: "tg-1", ClientRequestID: "client-7", CustomerID: "alice", Model: "gpt-test",
+			Path: "/v1/chat/completions", PromptTokens: chatBodyPromptTokens, CompletionTokens: completion,
+			TotalTokens: chatBodyPromptTokens + completion, Cost: store.Nano(chatBodyPromptTokens*1500 + completion*2000),
+			Estimated: true, StartTime: t0, EndTime: t0.Add(time.Second)}
 	}
-	streamed := wantResponseHeaders()
-	streamed.ModeOverride = &filterv3.ProcessingMode{ResponseBodyMode: filterv3.ProcessingMode_STREAMED}
-	streamed.GetResponseHeaders().Response = &extprocv3.CommonResponse{HeaderMutation: &extprocv3.HeaderMutation{
-		RemoveHeaders: []string{"content-length"},
-	}}
-	passthrough := wantResponseHeaders()
-	passthrough.ModeOverride = &filterv3.ProcessingMode{ResponseBodyMode: filterv3.ProcessingMode_NONE}
+	buffered := wantMode(filterv3.ProcessingMode_BUFFERED)
+	partial := wantMode(filterv3.ProcessingMode_BUFFERED_PARTIAL)
+	passthrough := wantMode(filterv3.ProcessingMode_NONE)
 	noBody := wantResponseHeaders()
 	noBody.GetResponseHeaders().Response = &extprocv3.CommonResponse{HeaderMutation: &extprocv3.HeaderMutation{
-		SetHeaders: []*corev3.HeaderValueOption{wantSet("x-litellm-response-cost", "0.0")},
+		SetHeaders: []*corev3.HeaderValueOption{wantSet("x-litellm-response-cost", "1.2e-05")},
 	}}
+	ok := func(kv ...string) *extprocv3.ProcessingRequest {
+		return respHeaders(false, append([]string{":status", "200", "content-type", "application/json", "content-length", "2000"}, kv...)...)
+	}
 
 	tests := []struct {
 		name      string
 		path      string
 		reqBody   string
+		maxBody   int64
 		response  []*extprocv3.ProcessingRequest
 		recordErr error
 		want      []*extprocv3.ProcessingResponse // replies to response
@@ -419,44 +479,56 @@ func TestResponse(t *testing.T) {
 	}{
 		{
 			name:     "buffered JSON: exact cost recorded and returned",
-			response: []*extprocv3.ProcessingRequest{respHeaders(false, ":status", "200", "content-type", "application/json"), respBody([]byte(chatResponse), true)},
-			want:     []*extprocv3.ProcessingResponse{wantResponseHeaders(), wantResponseBody("0.0024")},
+			response: []*extprocv3.ProcessingRequest{ok(), respBody([]byte(chatResponse), true)},
+			want:     []*extprocv3.ProcessingResponse{buffered, wantResponseBody("0.0024")},
 			wantLogs: []store.SpendLog{chatLog},
 		},
 		{
-			name: "gzip response: usage read from a copy",
-			response: []*extprocv3.ProcessingRequest{
-				respHeaders(false, ":status", "200", "content-type", "application/json", "content-encoding", "gzip"),
-				respBody(gzipped(t, chatResponse), true)},
-			want:     []*extprocv3.ProcessingResponse{wantResponseHeaders(), wantResponseBody("0.0024")},
+			name:     "gzip response: usage read from a copy",
+			response: []*extprocv3.ProcessingRequest{ok("content-encoding", "gzip"), respBody(gzipped(t, chatResponse), true)},
+			want:     []*extprocv3.ProcessingResponse{buffered, wantResponseBody("0.0024")},
 			wantLogs: []store.SpendLog{chatLog},
 		},
 		{
 			name: "deflate response",
 			response: []*extprocv3.ProcessingRequest{
-				respHeaders(false, ":status", "201", "content-encoding", "deflate"), respBody(zlibbed(t, chatResponse), true)},
-			want:     []*extprocv3.ProcessingResponse{wantResponseHeaders(), wantResponseBody("0.0024")},
+				respHeaders(false, ":status", "201", "content-encoding", "deflate", "content-length", "500"), respBody(zlibbed(t, chatResponse), true)},
+			want:     []*extprocv3.ProcessingResponse{buffered, wantResponseBody("0.0024")},
 			wantLogs: []store.SpendLog{chatLog},
 		},
 		{
-			name: "brotli is not read yet: recorded with 0 tokens",
-			response: []*extprocv3.ProcessingRequest{
-				respHeaders(false, ":status", "200", "content-encoding", "br"), respBody([]byte{0x1b, 0x02}, true)},
-			want:     []*extprocv3.ProcessingResponse{wantResponseHeaders(), wantResponseBody("0.0")},
-			wantLogs: []store.SpendLog{zeroLog("gpt-test", false)},
+			name:     "brotli response",
+			response: []*extprocv3.ProcessingRequest{ok("content-encoding", "br"), respBody(brotlied(t, chatResponse), true)},
+			want:     []*extprocv3.ProcessingResponse{buffered, wantResponseBody("0.0024")},
+			wantLogs: []store.SpendLog{chatLog},
 		},
 		{
-			name: "body arriving in pieces",
+			name:     "unknown length: BUFFERED_PARTIAL, still with the cost header",
+			response: []*extprocv3.ProcessingRequest{respHeaders(false, ":status", "200"), respBody([]byte(chatResponse), true)},
+			want:     []*extprocv3.ProcessingResponse{partial, wantResponseBody("0.0024")},
+			wantLogs: []store.SpendLog{chatLog},
+		},
+		{
+			name: "unknown length over Envoy's buffer: only the start is seen",
 			response: []*extprocv3.ProcessingRequest{respHeaders(false, ":status", "200"),
-				respBody([]byte(chatResponse[:100]), false), respBody([]byte(chatResponse[100:]), true)},
-			want:     []*extprocv3.ProcessingResponse{wantResponseHeaders(), wantResponseBody(""), wantResponseBody("0.0024")},
+				respBody([]byte(`{"choices":[{"message":{"content":"hello"}}],"usa`), false)},
+			want:     []*extprocv3.ProcessingResponse{partial, wantResponseBody("1.2e-05")},
+			wantLogs: []store.SpendLog{estimatedLog(0)},
+		},
+		{
+			name:    "known length over the buffer: STREAMED, read in pieces, no cost header",
+			maxBody: 100,
+			response: []*extprocv3.ProcessingRequest{ok(),
+				respBody([]byte(chatResponse[:100]), false), respBody([]byte(chatResponse[100:]), false), respBody(nil, true)},
+			want: []*extprocv3.ProcessingResponse{wantMode(filterv3.ProcessingMode_STREAMED),
+				wantResponseBody(""), wantResponseBody(""), wantResponseBody("")},
 			wantLogs: []store.SpendLog{chatLog},
 		},
 		{
 			name:     "unpriced model: tokens recorded at cost 0",
 			reqBody:  `{"model":"mystery-model","user":"alice"}`,
-			response: []*extprocv3.ProcessingRequest{respHeaders(false, ":status", "200"), respBody([]byte(`{"usage":{"prompt_tokens":7,"completion_tokens":3,"total_tokens":10}}`), true)},
-			want:     []*extprocv3.ProcessingResponse{wantResponseHeaders(), wantResponseBody("0.0")},
+			response: []*extprocv3.ProcessingRequest{ok(), respBody([]byte(`{"usage":{"prompt_tokens":7,"completion_tokens":3,"total_tokens":10}}`), true)},
+			want:     []*extprocv3.ProcessingResponse{buffered, wantResponseBody("0.0")},
 			wantLogs: []store.SpendLog{{RequestID: "tg-1", ClientRequestID: "client-7", CustomerID: "alice", Model: "mystery-model",
 				Path: "/v1/chat/completions", PromptTokens: 7, CompletionTokens: 3, TotalTokens: 10, Unpriced: true,
 				StartTime: t0, EndTime: t0.Add(time.Second)}},
@@ -464,9 +536,9 @@ func TestResponse(t *testing.T) {
 		{
 			name:     "request model without a price: the response's model prices it",
 			reqBody:  `{"model":"my-deployment","user":"alice"}`,
-			response: []*extprocv3.ProcessingRequest{respHeaders(false, ":status", "200"), respBody([]byte(chatResponse), true)},
+			response: []*extprocv3.ProcessingRequest{ok(), respBody([]byte(chatResponse), true)},
 			// gpt-test-2025-01-01 has no cache or reasoning prices: 1000 × 1e-06 + 500 × 1e-06.
-			want: []*extprocv3.ProcessingResponse{wantResponseHeaders(), wantResponseBody("0.0015")},
+			want: []*extprocv3.ProcessingResponse{buffered, wantResponseBody("0.0015")},
 			wantLogs: []store.SpendLog{{RequestID: "tg-1", ClientRequestID: "client-7", CustomerID: "alice", Model: "gpt-test-2025-01-01",
 				Path: "/v1/chat/completions", PromptTokens: 1000, CompletionTokens: 500, TotalTokens: 1500, CacheReadTokens: 400,
 				ReasoningTokens: 100, Cost: 1_500_000, StartTime: t0, EndTime: t0.Add(time.Second)}},
@@ -475,24 +547,42 @@ func TestResponse(t *testing.T) {
 			name:    "embeddings: sub-nano price rounded once",
 			path:    "/v1/embeddings",
 			reqBody: `{"model":"embed-test","input":"hi","user":"alice"}`,
-			response: []*extprocv3.ProcessingRequest{respHeaders(false, ":status", "200"),
+			response: []*extprocv3.ProcessingRequest{ok(),
 				respBody([]byte(`{"object":"list","model":"embed-test","usage":{"prompt_tokens":333,"total_tokens":333}}`), true)},
 			// 333 × 18.75 nano = 6243.75 nano.
-			want: []*extprocv3.ProcessingResponse{wantResponseHeaders(), wantResponseBody("6.244e-06")},
+			want: []*extprocv3.ProcessingResponse{buffered, wantResponseBody("6.244e-06")},
 			wantLogs: []store.SpendLog{{RequestID: "tg-1", ClientRequestID: "client-7", CustomerID: "alice", Model: "embed-test",
 				Path: "/v1/embeddings", PromptTokens: 333, TotalTokens: 333, Cost: 6244, StartTime: t0, EndTime: t0.Add(time.Second)}},
 		},
 		{
-			name:     "2xx without usage: recorded with 0 tokens",
-			response: []*extprocv3.ProcessingRequest{respHeaders(false, ":status", "200"), respBody([]byte(`{"choices":[]}`), true)},
-			want:     []*extprocv3.ProcessingResponse{wantResponseHeaders(), wantResponseBody("0.0")},
-			wantLogs: []store.SpendLog{zeroLog("gpt-test", false)},
+			name:    "Azure deployment: the model is the deployment",
+			path:    "/openai/deployments/gpt-test/chat/completions?api-version=2024-10-21",
+			reqBody: `{"messages":[{"role":"user","content":"hi"}],"user":"alice"}`,
+			response: []*extprocv3.ProcessingRequest{ok(),
+				respBody([]byte(`{"model":"gpt-4o-2024-08-06","usage":{"prompt_tokens":10,"completion_tokens":1}}`), true)},
+			want: []*extprocv3.ProcessingResponse{buffered, wantResponseBody("1.7e-05")},
+			wantLogs: []store.SpendLog{{RequestID: "tg-1", ClientRequestID: "client-7", CustomerID: "alice", Model: "gpt-test",
+				Path: "/openai/deployments/gpt-test/chat/completions", PromptTokens: 10, CompletionTokens: 1, TotalTokens: 11,
+				Cost: 17_000, StartTime: t0, EndTime: t0.Add(time.Second)}},
+		},
+		{
+			name: "2xx without usage: tokens counted locally",
+			response: []*extprocv3.ProcessingRequest{ok(),
+				respBody([]byte(`{"choices":[{"message":{"content":"hello world"}}]}`), true)},
+			want:     []*extprocv3.ProcessingResponse{buffered, wantResponseBody("1.6e-05")},
+			wantLogs: []store.SpendLog{estimatedLog(2)},
+		},
+		{
+			name:     "unreadable body: the prompt counted locally",
+			response: []*extprocv3.ProcessingRequest{ok("content-encoding", "zstd"), respBody([]byte{0x28, 0xb5}, true)},
+			want:     []*extprocv3.ProcessingResponse{buffered, wantResponseBody("1.2e-05")},
+			wantLogs: []store.SpendLog{estimatedLog(0)},
 		},
 		{
 			name:     "2xx without a body",
 			response: []*extprocv3.ProcessingRequest{respHeaders(true, ":status", "204")},
 			want:     []*extprocv3.ProcessingResponse{noBody},
-			wantLogs: []store.SpendLog{zeroLog("gpt-test", false)},
+			wantLogs: []store.SpendLog{estimatedLog(0)},
 		},
 		{
 			name:     "error response passes through and costs nothing",
@@ -505,19 +595,10 @@ func TestResponse(t *testing.T) {
 			want:     []*extprocv3.ProcessingResponse{passthrough},
 		},
 		{
-			name: "SSE switches to STREAMED and records nothing yet",
-			response: []*extprocv3.ProcessingRequest{
-				respHeaders(false, ":status", "200", "content-type", "Text/Event-Stream; charset=utf-8", "content-length", "999"),
-				respBody([]byte("data: {\"choices\":[]}\n\n"), false),
-				respBody([]byte("data: {\"usage\":{\"prompt_tokens\":1}}\n\ndata: [DONE]\n\n"), false),
-				respBody(nil, true)},
-			want: []*extprocv3.ProcessingResponse{streamed, wantResponseBody(""), wantResponseBody(""), wantResponseBody("")},
-		},
-		{
 			name:      "store failure after the response: still answered with the cost",
 			recordErr: errors.New("disk full"),
-			response:  []*extprocv3.ProcessingRequest{respHeaders(false, ":status", "200"), respBody([]byte(chatResponse), true)},
-			want:      []*extprocv3.ProcessingResponse{wantResponseHeaders(), wantResponseBody("0.0024")},
+			response:  []*extprocv3.ProcessingRequest{ok(), respBody([]byte(chatResponse), true)},
+			want:      []*extprocv3.ProcessingResponse{buffered, wantResponseBody("0.0024")},
 		},
 	}
 	for _, tt := range tests {
@@ -532,11 +613,13 @@ func TestResponse(t *testing.T) {
 			if body == "" {
 				body = chatBody
 			}
+			cfg := testConfig(t)
+			cfg.MaxRequestBodyBytes = tt.maxBody
 			msgs := append([]*extprocv3.ProcessingRequest{
 				reqHeaders("POST", path, "authorization", "Bearer sk-master", "x-request-id", "client-7", "x-litellm-customer-id", "alice"),
 				reqBody(body),
 			}, tt.response...)
-			got := exchange(t, startServer(t, testConfig(t), st), msgs...)
+			got := exchange(t, startServer(t, cfg, st), msgs...)
 			if len(got) < 2 {
 				t.Fatalf("got %d responses, want at least 2", len(got))
 			}

@@ -39,8 +39,10 @@ type Config struct {
 	MasterKey string
 	// DataPlaneAuth requires MasterKey on every request that reaches the filter.
 	DataPlaneAuth bool
-	// UpstreamAPIKey, when set, is sent upstream as "authorization: Bearer <key>".
-	// The caller's own credentials are never forwarded either way.
+	// UpstreamAPIKey, when set, is sent upstream where the upstream expects
+	// it: "authorization: Bearer <key>", or x-api-key for Anthropic's API and
+	// api-key for Azure OpenAI's. The caller's own credentials are never
+	// forwarded either way.
 	UpstreamAPIKey string
 	// BudgetExceededStatus is the HTTP status of a budget_exceeded rejection:
 	// 429 (default, current LiteLLM) or 400 (LiteLLM 2024–2025). Other values mean 429.
@@ -62,7 +64,17 @@ type Config struct {
 	// StoreTimeout bounds each store call; default 1s. Envoy's message_timeout
 	// (2s) must leave room for it.
 	StoreTimeout time.Duration
+	// MaxRequestBodyBytes is the largest LLM request body admitted; larger
+	// ones get a 413 in LiteLLM's error envelope. It must not exceed Envoy's
+	// buffer limit (per_connection_buffer_limit_bytes), or Envoy answers
+	// first with a plain-text 413. Response bodies of known length above it
+	// are read STREAMED rather than BUFFERED, so Envoy never fails them.
+	// Default 32 MiB, the buffer limit in tollgate's Envoy configs.
+	MaxRequestBodyBytes int64
 }
+
+// DefaultMaxRequestBodyBytes is Config.MaxRequestBodyBytes's default.
+const DefaultMaxRequestBodyBytes = 32 << 20
 
 // Server implements Envoy's ExternalProcessor service. Each stream (one HTTP
 // request) gets its own processor; the Server holds only what streams share.
@@ -99,6 +111,9 @@ func NewServer(cfg Config, st Store) *Server {
 	if cfg.StoreTimeout <= 0 {
 		cfg.StoreTimeout = time.Second
 	}
+	if cfg.MaxRequestBodyBytes <= 0 {
+		cfg.MaxRequestBodyBytes = DefaultMaxRequestBodyBytes
+	}
 	return &Server{
 		cfg:        cfg,
 		store:      st,
@@ -118,6 +133,8 @@ func randomID() string {
 func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error {
 	ctx := stream.Context()
 	p := &processor{s: s, log: s.log}
+	// However the stream ends, a response still streaming is charged.
+	defer p.abandon(ctx)
 	for {
 		req, err := stream.Recv()
 		if errors.Is(err, io.EOF) || status.Code(err) == codes.Canceled {

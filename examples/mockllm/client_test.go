@@ -2,12 +2,17 @@ package mockllm_test
 
 import (
 	"errors"
+	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
+	"github.com/anthropics/anthropic-sdk-go/v2"
+	aoption "github.com/anthropics/anthropic-sdk-go/v2/option"
 	"github.com/google/go-cmp/cmp"
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
+	"github.com/openai/openai-go/v3/responses"
 
 	"github.com/tollgate-dev/tollgate/examples/mockllm"
 )
@@ -104,6 +109,109 @@ func TestOpenAIClient(t *testing.T) {
 		var apiErr *openai.Error
 		if !errors.As(err, &apiErr) || apiErr.StatusCode != 429 || apiErr.Message != "mockllm: forced status 429 (x-mock-status)" {
 			t.Errorf("error = %v, want a 429 *openai.Error with the mock's message", err)
+		}
+	})
+}
+
+// TestAnthropicClient checks that the official Anthropic SDK reads the mock's
+// Messages API, JSON and streamed, with the usage ReportedUsage computes.
+func TestAnthropicClient(t *testing.T) {
+	mock := mockllm.New()
+	srv := httptest.NewServer(mock)
+	defer srv.Close()
+	client := anthropic.NewClient(aoption.WithBaseURL(srv.URL+"/"), aoption.WithAPIKey("sk-ant"), aoption.WithMaxRetries(0))
+	params := anthropic.MessageNewParams{
+		Model:     "claude-sonnet-4-5",
+		MaxTokens: 1024,
+		System:    []anthropic.TextBlockParam{{Text: "be brief"}},
+		Messages:  []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("count to three"))},
+		Metadata:  anthropic.MetadataParam{UserID: anthropic.String("cust-1")},
+	}
+	header := http.Header{}
+	header.Set(mockllm.HeaderCachedTokens, "2")
+	header.Set(mockllm.HeaderCacheCreationTokens, "3")
+	type result struct {
+		Text                                            string
+		Input, Output, CacheRead, CacheCreation, Prompt int64
+	}
+	check := func(t *testing.T, m anthropic.Message) {
+		t.Helper()
+		last, _ := mock.Last()
+		u := mockllm.ReportedUsage(last.Path, []byte(last.Body), header)
+		want := result{Text: mockllm.ReplyText([]byte(last.Body)), Input: u.PromptTokens - u.CachedTokens - u.CacheCreationTokens,
+			Output: u.CompletionTokens, CacheRead: 2, CacheCreation: 3, Prompt: 2 + 3 + 3}
+		got := result{Text: m.Content[0].Text, Input: m.Usage.InputTokens, Output: m.Usage.OutputTokens,
+			CacheRead: m.Usage.CacheReadInputTokens, CacheCreation: m.Usage.CacheCreationInputTokens, Prompt: u.PromptTokens}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("(-want +got):\n%s", diff)
+		}
+		if last.Header["authorization"] != "Bearer sk-ant" || !strings.Contains(last.Body, `"user_id":"cust-1"`) {
+			t.Errorf("request seen by the mock: %+v", last)
+		}
+	}
+	opts := []aoption.RequestOption{aoption.WithHeader(mockllm.HeaderCachedTokens, "2"), aoption.WithHeader(mockllm.HeaderCacheCreationTokens, "3")}
+	t.Run("message", func(t *testing.T) {
+		m, err := client.Messages.New(t.Context(), params, opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		check(t, *m)
+	})
+	t.Run("stream", func(t *testing.T) {
+		stream := client.Messages.NewStreaming(t.Context(), params, opts...)
+		var m anthropic.Message
+		for stream.Next() {
+			if err := m.Accumulate(stream.Current()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := stream.Err(); err != nil {
+			t.Fatal(err)
+		}
+		check(t, m)
+	})
+}
+
+// TestResponsesClient checks that openai-go reads the mock's Responses API.
+func TestResponsesClient(t *testing.T) {
+	srv := httptest.NewServer(mockllm.New())
+	defer srv.Close()
+	client := openai.NewClient(option.WithBaseURL(srv.URL+"/v1/"), option.WithAPIKey("sk-client"), option.WithMaxRetries(0))
+	params := responses.ResponseNewParams{
+		Model:        "gpt-4o",
+		Instructions: openai.String("be brief"),
+		Input:        responses.ResponseNewParamsInputUnion{OfString: openai.String("count to three")},
+	}
+	opts := []option.RequestOption{option.WithHeader(mockllm.HeaderCachedTokens, "1"), option.WithHeader(mockllm.HeaderReasoningTokens, "7")}
+	want := [4]int64{5, 1, 16 + 7, 7} // input, cached, output, reasoning
+	t.Run("response", func(t *testing.T) {
+		r, err := client.Responses.New(t.Context(), params, opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := [4]int64{r.Usage.InputTokens, r.Usage.InputTokensDetails.CachedTokens, r.Usage.OutputTokens, r.Usage.OutputTokensDetails.ReasoningTokens}
+		if got != want || r.OutputText() != mockllm.ReplyText([]byte(`{}`)) {
+			t.Errorf("usage %v, text %q; want %v", got, r.OutputText(), want)
+		}
+	})
+	t.Run("stream", func(t *testing.T) {
+		stream := client.Responses.NewStreaming(t.Context(), params, opts...)
+		var text string
+		var got [4]int64
+		for stream.Next() {
+			switch ev := stream.Current(); ev.Type {
+			case "response.output_text.delta":
+				text += ev.Delta
+			case "response.completed":
+				u := ev.Response.Usage
+				got = [4]int64{u.InputTokens, u.InputTokensDetails.CachedTokens, u.OutputTokens, u.OutputTokensDetails.ReasoningTokens}
+			}
+		}
+		if err := stream.Err(); err != nil {
+			t.Fatal(err)
+		}
+		if got != want || text != mockllm.ReplyText([]byte(`{}`)) {
+			t.Errorf("usage %v, text %q; want %v", got, text, want)
 		}
 	})
 }

@@ -1,21 +1,24 @@
-// Package mockllm is an OpenAI-compatible LLM upstream for demos and tests. It
-// answers chat completions, completions and embeddings for any model with a
-// fixed reply and usage derived from the request, so tests can compute the
-// exact token counts (PromptTokens, CompletionTokens) and so the spend tollgate
-// should record. Request headers force errors (x-mock-status) and latency
-// (x-mock-delay-ms); /__mock/* endpoints let tests see what reached it.
+// Package mockllm is an LLM upstream for demos and tests. It answers OpenAI's
+// chat completions, completions, embeddings and Responses API, Azure OpenAI's
+// deployment paths and Anthropic's Messages API, JSON and streamed, for any
+// model with a fixed reply and usage derived from the request, so tests can
+// compute the exact token counts (ReportedUsage) and so the spend tollgate
+// should record. Request headers (the Header* constants) force errors and
+// latency and shape the response: compression, how a stream is cut into
+// chunks and formatted, streams cut short, usage left out. /__mock/* endpoints
+// let tests see what reached it and what it sent back.
 package mockllm
 
 import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"maps"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -39,9 +42,12 @@ const (
 // replyText has exactly ReplyWords words.
 const replyText = "This is a deterministic reply from mockllm, the tollgate mock upstream for offline tests and demos."
 
+// Request headers that make the mock misbehave on purpose.
 const (
-	headerStatus = "x-mock-status"
-	headerDelay  = "x-mock-delay-ms"
+	// HeaderStatus forces an error response with that status (400–599).
+	HeaderStatus = "x-mock-status"
+	// HeaderDelay delays the response by that many milliseconds.
+	HeaderDelay = "x-mock-delay-ms"
 )
 
 // Server is the mock upstream; it is an http.Handler safe for concurrent use.
@@ -67,6 +73,9 @@ type Request struct {
 	// The Host header is included as "host".
 	Header map[string]string `json:"headers"`
 	Body   string            `json:"body"`
+	// ResponseBody is the body the mock has written back so far, byte for
+	// byte as sent (compressed when it was).
+	ResponseBody []byte `json:"response_body,omitempty"`
 }
 
 // Stats counts the LLM requests received since New or the last Reset.
@@ -99,6 +108,7 @@ func (s *Server) Last() (Request, bool) {
 	}
 	r := *s.last
 	r.Header = maps.Clone(r.Header)
+	r.ResponseBody = slices.Clone(r.ResponseBody)
 	return r, true
 }
 
@@ -111,28 +121,22 @@ func (s *Server) Reset() {
 	s.last = nil
 }
 
-// ServeHTTP serves the OpenAI-compatible endpoints and /__mock/*.
+// ServeHTTP serves the LLM endpoints and /__mock/*.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if strings.HasPrefix(r.URL.Path, "/__mock/") {
 		s.serveIntrospection(w, r)
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
-	seq := s.record(r, body)
+	rec := s.record(r, body)
+	w = &recordingWriter{ResponseWriter: w, rec: rec}
 	if err != nil {
 		writeError(w, http.StatusRequestEntityTooLarge, "request body too large")
 		return
 	}
 
-	var kind endpoint
-	switch r.URL.Path {
-	case "/v1/chat/completions", "/chat/completions":
-		kind = chatEndpoint
-	case "/v1/completions", "/completions":
-		kind = completionsEndpoint
-	case "/v1/embeddings", "/embeddings":
-		kind = embeddingsEndpoint
-	default:
+	kind, deployment := route(r.URL.Path)
+	if kind == unknownEndpoint {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("unknown path %s", r.URL.Path))
 		return
 	}
@@ -144,35 +148,92 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !delay(w, r) {
 		return
 	}
-	if v := r.Header.Get(headerStatus); v != "" {
+	if v := r.Header.Get(HeaderStatus); v != "" {
 		code, err := strconv.Atoi(v)
 		if err != nil || code < 400 || code > 599 {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("%s must be a status code from 400 to 599, got %q", headerStatus, v))
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("%s must be a status code from 400 to 599, got %q", HeaderStatus, v))
 			return
 		}
-		writeError(w, code, fmt.Sprintf("mockllm: forced status %d (%s)", code, headerStatus))
+		writeError(w, code, fmt.Sprintf("mockllm: forced status %d (%s)", code, HeaderStatus))
 		return
 	}
 
-	req, msg := parseRequest(kind, body)
+	o, msg := parseOptions(r.Header)
 	if msg != "" {
 		writeError(w, http.StatusBadRequest, msg)
 		return
 	}
-	created := s.now().Unix()
+	req, msg := parseRequest(kind, body, deployment)
+	if msg != "" {
+		writeError(w, http.StatusBadRequest, msg)
+		return
+	}
+	c := call{w: w, r: r, kind: kind, req: req, o: o, seq: rec.seq, created: s.now().Unix()}
 	switch kind {
 	case chatEndpoint:
-		s.serveChat(w, req, seq, created)
+		c.serveChat()
 	case completionsEndpoint:
-		s.serveCompletion(w, req, seq, created)
+		c.serveCompletion()
 	case embeddingsEndpoint:
-		serveEmbeddings(w, req)
+		c.serveEmbeddings()
+	case responsesEndpoint:
+		c.serveResponses()
+	case messagesEndpoint:
+		c.serveMessages()
 	}
 }
 
-// record counts r and keeps it as the last request; it returns the request's
-// sequence number, used in response ids.
-func (s *Server) record(r *http.Request, body []byte) int64 {
+// call is one LLM request being answered.
+type call struct {
+	w       http.ResponseWriter
+	r       *http.Request
+	kind    endpoint
+	req     request
+	o       options
+	seq     int64 // the request's sequence number, used in response ids
+	created int64 // the response's creation time, Unix seconds
+}
+
+// route maps a path to its endpoint: OpenAI's /v1/… and un-prefixed forms,
+// Azure OpenAI's /openai/deployments/{deployment}/…, /openai/v1/… and
+// /openai/responses, and Anthropic's /v1/messages.
+func route(path string) (endpoint, string) {
+	var deployment string
+	if rest, ok := strings.CutPrefix(path, "/openai/deployments/"); ok {
+		d, tail, ok := strings.Cut(rest, "/")
+		if !ok || d == "" {
+			return unknownEndpoint, ""
+		}
+		deployment, path = d, "/"+tail
+		switch path {
+		case "/chat/completions", "/completions", "/embeddings":
+		default:
+			return unknownEndpoint, ""
+		}
+	} else if rest, ok := strings.CutPrefix(path, "/openai/v1/"); ok && rest != "messages" {
+		path = "/" + rest
+	} else if path == "/openai/responses" {
+		path = "/responses"
+	} else if rest, ok := strings.CutPrefix(path, "/v1/"); ok {
+		path = "/" + rest
+	}
+	switch path {
+	case "/chat/completions":
+		return chatEndpoint, deployment
+	case "/completions":
+		return completionsEndpoint, deployment
+	case "/embeddings":
+		return embeddingsEndpoint, deployment
+	case "/responses":
+		return responsesEndpoint, ""
+	case "/messages":
+		return messagesEndpoint, ""
+	}
+	return unknownEndpoint, ""
+}
+
+// record counts r and keeps it as the last request.
+func (s *Server) record(r *http.Request, body []byte) *recorded {
 	header := make(map[string]string, len(r.Header)+1)
 	for name, values := range r.Header {
 		header[strings.ToLower(name)] = strings.Join(values, ", ")
@@ -183,19 +244,43 @@ func (s *Server) record(r *http.Request, body []byte) int64 {
 	s.count++
 	s.byPath[r.URL.Path]++
 	s.last = &Request{Method: r.Method, Path: r.URL.Path, Header: header, Body: string(body)}
-	return s.count
+	return &recorded{s: s, req: s.last, seq: s.count}
 }
+
+// recorded is the record of one request, to which its response is added.
+type recorded struct {
+	s   *Server
+	req *Request
+	seq int64
+}
+
+// recordingWriter keeps what is written in the request's record before
+// writing it, so a client that has read a response finds all of it there.
+type recordingWriter struct {
+	http.ResponseWriter
+	rec *recorded
+}
+
+func (w *recordingWriter) Write(p []byte) (int, error) {
+	w.rec.s.mu.Lock()
+	w.rec.req.ResponseBody = append(w.rec.req.ResponseBody, p...)
+	w.rec.s.mu.Unlock()
+	return w.ResponseWriter.Write(p)
+}
+
+// Unwrap lets http.ResponseController flush the underlying writer.
+func (w *recordingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // delay waits x-mock-delay-ms. It returns false if the response is finished:
 // the header was invalid or the client went away.
 func delay(w http.ResponseWriter, r *http.Request) bool {
-	v := r.Header.Get(headerDelay)
+	v := r.Header.Get(HeaderDelay)
 	if v == "" {
 		return true
 	}
 	ms, err := strconv.ParseInt(v, 10, 64)
 	if err != nil || ms < 0 || ms > math.MaxInt64/int64(time.Millisecond) {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("%s must be a non-negative integer, got %q", headerDelay, v))
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("%s must be a non-negative integer, got %q", HeaderDelay, v))
 		return false
 	}
 	t := time.NewTimer(time.Duration(ms) * time.Millisecond)
@@ -247,19 +332,25 @@ func methodNotAllowed(w http.ResponseWriter, allow string) {
 type endpoint int
 
 const (
-	chatEndpoint endpoint = iota
+	unknownEndpoint endpoint = iota
+	chatEndpoint
 	completionsEndpoint
 	embeddingsEndpoint
+	responsesEndpoint
+	messagesEndpoint
 )
 
-// request holds the fields of an OpenAI request body the mock uses.
+// request holds the fields of a request body the mock uses, for every API.
 type request struct {
 	Model               string          `json:"model"`
 	Messages            []message       `json:"messages"`
+	System              json.RawMessage `json:"system"`       // Anthropic
+	Instructions        json.RawMessage `json:"instructions"` // Responses API
 	Prompt              json.RawMessage `json:"prompt"`
 	Input               json.RawMessage `json:"input"`
 	MaxTokens           *int64          `json:"max_tokens"`
 	MaxCompletionTokens *int64          `json:"max_completion_tokens"`
+	MaxOutputTokens     *int64          `json:"max_output_tokens"` // Responses API
 	Stream              bool            `json:"stream"`
 	StreamOptions       struct {
 		IncludeUsage bool `json:"include_usage"`
@@ -271,16 +362,31 @@ type message struct {
 	Content json.RawMessage `json:"content"`
 }
 
-// parseRequest decodes body for kind; a non-empty message is the client error.
-func parseRequest(kind endpoint, body []byte) (request, string) {
+// parseRequest decodes body for kind; a non-empty message is the client
+// error. An Azure deployment stands for the model when the body names none.
+func parseRequest(kind endpoint, body []byte, deployment string) (request, string) {
 	var req request
 	if err := json.Unmarshal(body, &req); err != nil {
 		return request{}, "We could not parse the JSON body of your request: " + err.Error()
 	}
 	if req.Model == "" {
+		req.Model = deployment
+	}
+	if req.Model == "" {
 		return request{}, "you must provide a model parameter"
 	}
 	switch kind {
+	case messagesEndpoint:
+		if len(req.Messages) == 0 {
+			return request{}, "messages: field required"
+		}
+		if req.MaxTokens == nil {
+			return request{}, "max_tokens: field required"
+		}
+	case responsesEndpoint:
+		if isNull(req.Input) {
+			return request{}, "you must provide an input parameter"
+		}
 	case chatEndpoint:
 		if len(req.Messages) == 0 {
 			return request{}, "messages must be a non-empty array"
@@ -307,11 +413,12 @@ func isNull(raw json.RawMessage) bool {
 	return len(raw) == 0 || string(raw) == "null"
 }
 
-// PromptTokens returns the prompt tokens the mock reports for body: the
-// whitespace-separated words of every message content (strings and the text of
-// content parts), prompt and input string, one token per token id in a
-// token-id array, plus MessageOverheadTokens per chat message. It returns 0 for
-// a body that is not a JSON object.
+// PromptTokens returns the prompt tokens the mock reports for body, for any
+// API: the whitespace-separated words of every message content (strings, and
+// the text or content of content parts and input items), system, instructions,
+// prompt and input string, one token per token id in a token-id array, plus
+// MessageOverheadTokens per chat or Anthropic message. It returns 0 for a body
+// that is not a JSON object.
 func PromptTokens(body []byte) int64 {
 	var req request
 	if err := json.Unmarshal(body, &req); err != nil {
@@ -325,11 +432,12 @@ func (req request) promptTokens() int64 {
 	for _, m := range req.Messages {
 		n += MessageOverheadTokens + countWords(m.Content)
 	}
-	return n + countWords(req.Prompt) + countWords(req.Input)
+	return n + countWords(req.System) + countWords(req.Instructions) + countWords(req.Prompt) + countWords(req.Input)
 }
 
 // countWords counts the words in the strings of a JSON value; numbers are token
-// ids and count one each; objects count their "text" field (content parts).
+// ids and count one each; objects count their "text" field (content parts),
+// else their "content" (Responses API input items).
 func countWords(raw json.RawMessage) int64 {
 	if isNull(raw) {
 		return 0
@@ -357,14 +465,17 @@ func countValue(v any) int64 {
 		if text, ok := v["text"].(string); ok {
 			return countValue(text)
 		}
+		return countValue(v["content"])
 	}
 	return 0
 }
 
-// CompletionTokens returns the completion tokens the mock reports for a chat
-// or completions body: ReplyWords, or max_completion_tokens (else max_tokens)
-// when that is smaller. Embeddings report none. It returns 0 for a body that is
-// not a JSON object.
+// CompletionTokens returns the words the mock generates for a chat,
+// completions, Responses or Anthropic body: ReplyWords, or the request's
+// limit (max_completion_tokens, else max_tokens, else max_output_tokens) when
+// that is smaller. Reasoning tokens (HeaderReasoningTokens) come on top.
+// Embeddings generate nothing. It returns 0 for a body that is not a JSON
+// object.
 func CompletionTokens(body []byte) int64 {
 	var req request
 	if err := json.Unmarshal(body, &req); err != nil {
@@ -377,6 +488,9 @@ func (req request) completionTokens() int64 {
 	limit := req.MaxCompletionTokens
 	if limit == nil {
 		limit = req.MaxTokens
+	}
+	if limit == nil {
+		limit = req.MaxOutputTokens
 	}
 	if limit != nil && *limit < ReplyWords {
 		return max(*limit, 0)
@@ -401,15 +515,34 @@ func (req request) finishReason() string {
 	return "stop"
 }
 
-func (req request) usage() *usage {
-	p, c := req.promptTokens(), req.completionTokens()
-	return &usage{PromptTokens: p, CompletionTokens: c, TotalTokens: p + c}
+type usage struct {
+	PromptTokens            int64          `json:"prompt_tokens"`
+	CompletionTokens        int64          `json:"completion_tokens"`
+	TotalTokens             int64          `json:"total_tokens"`
+	PromptTokensDetails     *promptDetails `json:"prompt_tokens_details,omitempty"`
+	CompletionTokensDetails *outputDetails `json:"completion_tokens_details,omitempty"`
 }
 
-type usage struct {
-	PromptTokens     int64 `json:"prompt_tokens"`
-	CompletionTokens int64 `json:"completion_tokens"`
-	TotalTokens      int64 `json:"total_tokens"`
+type promptDetails struct {
+	CachedTokens int64 `json:"cached_tokens"`
+}
+
+type outputDetails struct {
+	ReasoningTokens int64 `json:"reasoning_tokens"`
+}
+
+// openAIUsage is the usage object of a chat or completions response. The
+// details appear only when the request asked for cached or reasoning tokens.
+func (c *call) openAIUsage() *usage {
+	u := c.usage()
+	ou := &usage{PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens, TotalTokens: u.PromptTokens + u.CompletionTokens}
+	if c.o.cachedTokens > 0 {
+		ou.PromptTokensDetails = &promptDetails{CachedTokens: u.CachedTokens}
+	}
+	if c.o.reasoningTokens > 0 {
+		ou.CompletionTokensDetails = &outputDetails{ReasoningTokens: u.ReasoningTokens}
+	}
+	return ou
 }
 
 type chatCompletion struct {
@@ -439,20 +572,25 @@ type chatDelta struct {
 	Content *string `json:"content,omitempty"`
 }
 
-func (s *Server) serveChat(w http.ResponseWriter, req request, seq, created int64) {
-	id := fmt.Sprintf("chatcmpl-mock-%d", seq)
+func (c *call) serveChat() {
+	req := c.req
+	id := fmt.Sprintf("chatcmpl-mock-%d", c.seq)
 	text := replyWords(req.completionTokens())
 	finish := req.finishReason()
+	var u *usage
+	if !c.o.omitUsage {
+		u = c.openAIUsage()
+	}
 	if !req.Stream {
-		writeJSON(w, http.StatusOK, chatCompletion{
-			ID: id, Object: "chat.completion", Created: created, Model: req.Model,
+		c.writeJSON(chatCompletion{
+			ID: id, Object: "chat.completion", Created: c.created, Model: req.Model,
 			Choices: []chatChoice{{Message: &chatMessage{Role: "assistant", Content: text}, FinishReason: &finish}},
-			Usage:   req.usage(),
+			Usage:   u,
 		})
 		return
 	}
 	chunk := func(choices []chatChoice, u *usage) any {
-		return chatCompletion{ID: id, Object: "chat.completion.chunk", Created: created, Model: req.Model, Choices: choices, Usage: u}
+		return chatCompletion{ID: id, Object: "chat.completion.chunk", Created: c.created, Model: req.Model, Choices: choices, Usage: u}
 	}
 	empty := ""
 	events := []any{chunk([]chatChoice{{Delta: &chatDelta{Role: "assistant", Content: &empty}}}, nil)}
@@ -460,10 +598,10 @@ func (s *Server) serveChat(w http.ResponseWriter, req request, seq, created int6
 		events = append(events, chunk([]chatChoice{{Delta: &chatDelta{Content: &part}}}, nil))
 	}
 	events = append(events, chunk([]chatChoice{{Delta: &chatDelta{}, FinishReason: &finish}}, nil))
-	if req.StreamOptions.IncludeUsage {
-		events = append(events, chunk([]chatChoice{}, req.usage()))
+	if req.StreamOptions.IncludeUsage && u != nil {
+		events = append(events, chunk([]chatChoice{}, u))
 	}
-	writeSSE(w, events)
+	c.writeSSE(openAIEvents(events))
 }
 
 type textCompletion struct {
@@ -482,15 +620,20 @@ type textChoice struct {
 	FinishReason *string   `json:"finish_reason"`
 }
 
-func (s *Server) serveCompletion(w http.ResponseWriter, req request, seq, created int64) {
-	id := fmt.Sprintf("cmpl-mock-%d", seq)
+func (c *call) serveCompletion() {
+	req := c.req
+	id := fmt.Sprintf("cmpl-mock-%d", c.seq)
 	text := replyWords(req.completionTokens())
 	finish := req.finishReason()
+	var u *usage
+	if !c.o.omitUsage {
+		u = c.openAIUsage()
+	}
 	completion := func(choices []textChoice, u *usage) textCompletion {
-		return textCompletion{ID: id, Object: "text_completion", Created: created, Model: req.Model, Choices: choices, Usage: u}
+		return textCompletion{ID: id, Object: "text_completion", Created: c.created, Model: req.Model, Choices: choices, Usage: u}
 	}
 	if !req.Stream {
-		writeJSON(w, http.StatusOK, completion([]textChoice{{Text: text, FinishReason: &finish}}, req.usage()))
+		c.writeJSON(completion([]textChoice{{Text: text, FinishReason: &finish}}, u))
 		return
 	}
 	var events []any
@@ -498,10 +641,10 @@ func (s *Server) serveCompletion(w http.ResponseWriter, req request, seq, create
 		events = append(events, completion([]textChoice{{Text: part}}, nil))
 	}
 	events = append(events, completion([]textChoice{{FinishReason: &finish}}, nil))
-	if req.StreamOptions.IncludeUsage {
-		events = append(events, completion([]textChoice{}, req.usage()))
+	if req.StreamOptions.IncludeUsage && u != nil {
+		events = append(events, completion([]textChoice{}, u))
 	}
-	writeSSE(w, events)
+	c.writeSSE(openAIEvents(events))
 }
 
 // streamParts splits text into chunks of streamChunkWords words that
@@ -520,10 +663,10 @@ func streamParts(text string) []string {
 }
 
 type embeddingList struct {
-	Object string         `json:"object"`
-	Data   []embedding    `json:"data"`
-	Model  string         `json:"model"`
-	Usage  embeddingUsage `json:"usage"`
+	Object string          `json:"object"`
+	Data   []embedding     `json:"data"`
+	Model  string          `json:"model"`
+	Usage  *embeddingUsage `json:"usage,omitempty"`
 }
 
 type embedding struct {
@@ -537,7 +680,8 @@ type embeddingUsage struct {
 	TotalTokens  int64 `json:"total_tokens"`
 }
 
-func serveEmbeddings(w http.ResponseWriter, req request) {
+func (c *call) serveEmbeddings() {
+	req := c.req
 	vector := make([]float32, EmbeddingDimensions)
 	for i := range vector {
 		vector[i] = float32(i+1) / 10
@@ -556,10 +700,11 @@ func serveEmbeddings(w http.ResponseWriter, req request) {
 		data[i] = embedding{Object: "embedding", Index: i, Embedding: value}
 	}
 	p := req.promptTokens()
-	writeJSON(w, http.StatusOK, embeddingList{
-		Object: "list", Data: data, Model: req.Model,
-		Usage: embeddingUsage{PromptTokens: p, TotalTokens: p},
-	})
+	list := embeddingList{Object: "list", Data: data, Model: req.Model, Usage: &embeddingUsage{PromptTokens: p, TotalTokens: p}}
+	if c.o.omitUsage {
+		list.Usage = nil
+	}
+	c.writeJSON(list)
 }
 
 // embeddingCount is how many embeddings input asks for: one per string or
@@ -613,28 +758,4 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
-}
-
-// writeSSE streams events as OpenAI does: one data line per event, flushed,
-// then [DONE].
-func writeSSE(w http.ResponseWriter, events []any) {
-	w.Header().Set("Content-Type", "text/event-stream; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-cache")
-	w.WriteHeader(http.StatusOK)
-	rc := http.NewResponseController(w)
-	for _, e := range append(events, nil) {
-		data := []byte("[DONE]")
-		if e != nil {
-			var err error
-			if data, err = json.Marshal(e); err != nil {
-				panic(fmt.Sprintf("mockllm: marshal chunk: %v", err))
-			}
-		}
-		if _, err := fmt.Fprintf(w, "data: %s\n\n", data); err != nil {
-			return
-		}
-		if err := rc.Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
-			return
-		}
-	}
 }

@@ -1,6 +1,7 @@
 package mockllm
 
 import (
+	"encoding/base64"
 	"fmt"
 	"io"
 	"net/http"
@@ -215,8 +216,86 @@ func TestResponses(t *testing.T) {
 			want: jsonError(405, "invalid_request_error", "method GET not allowed"),
 		},
 		{
-			name: "unknown path", method: "POST", path: "/v1/responses", body: `{}`,
-			want: jsonError(404, "invalid_request_error", "unknown path /v1/responses"),
+			name: "unknown path", method: "POST", path: "/v1/audio/speech", body: `{}`,
+			want: jsonError(404, "invalid_request_error", "unknown path /v1/audio/speech"),
+		},
+		{
+			name: "Azure deployment names the model", method: "POST", path: "/openai/deployments/gpt-4o-mini/chat/completions?api-version=2024-10-21",
+			body: `{"messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Say hello to the world"}]}`,
+			want: jsonOK(chatWant),
+		},
+		{
+			name: "Azure: the body's model wins", method: "POST", path: "/openai/deployments/other/chat/completions", body: chat,
+			want: jsonOK(chatWant),
+		},
+		{
+			name: "Azure v1 path", method: "POST", path: "/openai/v1/completions", body: completion, want: jsonOK(completionWant),
+		},
+		{
+			name: "Azure deployment without an endpoint", method: "POST", path: "/openai/deployments/gpt-4o-mini", body: chat,
+			want: jsonError(404, "invalid_request_error", "unknown path /openai/deployments/gpt-4o-mini"),
+		},
+		{
+			name: "anthropic", method: "POST", path: "/v1/messages",
+			body:   `{"model":"claude-x","max_tokens":4,"system":"be terse","messages":[{"role":"user","content":"hi there"}]}`,
+			header: map[string]string{HeaderCachedTokens: "2", HeaderCacheCreationTokens: "1"},
+			// Prompt 2 + 3 + 2 = 7 tokens: 2 read from the cache, 1 written to it, 4 neither.
+			want: jsonOK(`{"id":"msg_mock_1","type":"message","role":"assistant","model":"claude-x",` +
+				`"content":[{"type":"text","text":"This is a deterministic"}],"stop_reason":"max_tokens","stop_sequence":null,` +
+				`"usage":{"input_tokens":4,"cache_creation_input_tokens":1,"cache_read_input_tokens":2,"output_tokens":4}}`),
+		},
+		{
+			name: "anthropic needs max_tokens", method: "POST", path: "/messages", body: `{"model":"c","messages":[{"role":"user","content":"x"}]}`,
+			want: jsonError(400, "invalid_request_error", "max_tokens: field required"),
+		},
+		{
+			name: "responses", method: "POST", path: "/v1/responses",
+			body:   `{"model":"gpt-x","instructions":"be terse","input":[{"role":"user","content":[{"type":"input_text","text":"hi there"}]}]}`,
+			header: map[string]string{HeaderCachedTokens: "9", HeaderReasoningTokens: "5"},
+			want: jsonOK(`{"id":"resp_mock_1","object":"response","created_at":1700000000,"status":"completed","incomplete_details":null,"model":"gpt-x",` +
+				`"output":[{"id":"msg_mock_1","type":"message","status":"completed","role":"assistant","content":[{"type":"output_text","text":"` + replyText + `","annotations":[]}]}],` +
+				`"usage":{"input_tokens":4,"input_tokens_details":{"cached_tokens":4},"output_tokens":21,"output_tokens_details":{"reasoning_tokens":5},"total_tokens":25}}`),
+		},
+		{
+			name: "responses cut by max_output_tokens, without usage", method: "POST", path: "/responses",
+			body: `{"model":"gpt-x","input":"hi","max_output_tokens":2}`, header: map[string]string{HeaderOmitUsage: "true"},
+			want: jsonOK(`{"id":"resp_mock_1","object":"response","created_at":1700000000,"status":"incomplete","incomplete_details":{"reason":"max_output_tokens"},"model":"gpt-x",` +
+				`"output":[{"id":"msg_mock_1","type":"message","status":"incomplete","role":"assistant","content":[{"type":"output_text","text":"This is","annotations":[]}]}],"usage":null}`),
+		},
+		{
+			name: "responses need input", method: "POST", path: "/v1/responses", body: `{"model":"m"}`,
+			want: jsonError(400, "invalid_request_error", "you must provide an input parameter"),
+		},
+		{
+			name: "chat usage details", method: "POST", path: "/v1/chat/completions", body: `{"model":"m","messages":[{"role":"user","content":"a"}],"max_tokens":1}`,
+			header: map[string]string{HeaderCachedTokens: "3", HeaderReasoningTokens: "10"},
+			want: jsonOK(`{"id":"chatcmpl-mock-1","object":"chat.completion","created":1700000000,"model":"m",` +
+				`"choices":[{"index":0,"message":{"role":"assistant","content":"This"},"logprobs":null,"finish_reason":"length"}],` +
+				`"usage":{"prompt_tokens":4,"completion_tokens":11,"total_tokens":15,"prompt_tokens_details":{"cached_tokens":3},"completion_tokens_details":{"reasoning_tokens":10}}}`),
+		},
+		{
+			name: "usage omitted", method: "POST", path: "/v1/embeddings", body: `{"model":"e","input":"x"}`, header: map[string]string{HeaderOmitUsage: "1"},
+			want: jsonOK(`{"object":"list","data":[{"object":"embedding","index":0,"embedding":` + vector + `}],"model":"e"}`),
+		},
+		{
+			name: "bad option", method: "POST", path: "/v1/chat/completions", body: chat, header: map[string]string{HeaderEncoding: "zstd"},
+			want: jsonError(400, "invalid_request_error", `x-mock-content-encoding must be gzip, deflate or br, got "zstd"`),
+		},
+		{
+			name: "bad sse style", method: "POST", path: "/v1/chat/completions", body: chat, header: map[string]string{HeaderSSE: "crlf,fancy"},
+			want: jsonError(400, "invalid_request_error", `x-mock-sse: unknown style "fancy"`),
+		},
+		{
+			name: "bad chunk size", method: "POST", path: "/v1/chat/completions", body: chat, header: map[string]string{HeaderChunkBytes: "0"},
+			want: jsonError(400, "invalid_request_error", `x-mock-chunk-bytes must be a positive integer, got "0"`),
+		},
+		{
+			name: "bad count", method: "POST", path: "/v1/chat/completions", body: chat, header: map[string]string{HeaderCachedTokens: "-1"},
+			want: jsonError(400, "invalid_request_error", `x-mock-cached-tokens must be a non-negative integer, got "-1"`),
+		},
+		{
+			name: "bad flag", method: "POST", path: "/v1/chat/completions", body: chat, header: map[string]string{HeaderChunked: "yes"},
+			want: jsonError(400, "invalid_request_error", `x-mock-chunked must be true or false, got "yes"`),
 		},
 	}
 	for _, tt := range tests {
@@ -227,7 +306,8 @@ func TestResponses(t *testing.T) {
 				t.Errorf("response (-want +got):\n%s", diff)
 			}
 			// Every request outside /__mock/ counts, whatever its outcome.
-			if diff := cmp.Diff(Stats{Requests: 1, ByPath: map[string]int64{tt.path: 1}}, s.Stats()); diff != "" {
+			path, _, _ := strings.Cut(tt.path, "?")
+			if diff := cmp.Diff(Stats{Requests: 1, ByPath: map[string]int64{path: 1}}, s.Stats()); diff != "" {
 				t.Errorf("stats (-want +got):\n%s", diff)
 			}
 		})
@@ -299,6 +379,7 @@ func TestStreaming(t *testing.T) {
 }
 
 func TestIntrospection(t *testing.T) {
+	const serverError = `{"error":{"message":"mockllm: forced status 500 (x-mock-status)","type":"server_error","param":null,"code":null}}`
 	s := newServer()
 	if got, want := serve(s, "GET", "/__mock/last", "", nil), jsonError(404, "invalid_request_error", "no request received yet"); !cmp.Equal(want, got) {
 		t.Errorf("last before any request: %s", cmp.Diff(want, got))
@@ -318,7 +399,8 @@ func TestIntrospection(t *testing.T) {
 		},
 		{
 			name: "last", method: "GET", path: "/__mock/last",
-			want: jsonOK(`{"method":"POST","path":"/v1/chat/completions","headers":{"host":"example.com","x-mock-status":"500"},"body":"{}"}`),
+			want: jsonOK(`{"method":"POST","path":"/v1/chat/completions","headers":{"host":"example.com","x-mock-status":"500"},"body":"{}",` +
+				`"response_body":"` + base64.StdEncoding.EncodeToString([]byte(serverError)) + `"}`),
 		},
 		{name: "stats rejects POST", method: "POST", path: "/__mock/stats", want: jsonError(405, "invalid_request_error", "method not allowed")},
 		{name: "reset rejects GET", method: "GET", path: "/__mock/reset", want: jsonError(405, "invalid_request_error", "method not allowed")},
@@ -343,8 +425,10 @@ func TestLastIsACopy(t *testing.T) {
 		t.Fatal("Last() found no request")
 	}
 	last.Header["authorization"] = "changed"
+	last.ResponseBody[0] = 'X'
 	again, _ := s.Last()
-	want := Request{Method: "POST", Path: "/v1/chat/completions", Header: map[string]string{"authorization": "Bearer k", "host": "example.com"}, Body: "{}"}
+	want := Request{Method: "POST", Path: "/v1/chat/completions", Header: map[string]string{"authorization": "Bearer k", "host": "example.com"}, Body: "{}",
+		ResponseBody: []byte(`{"error":{"message":"you must provide a model parameter","type":"invalid_request_error","param":null,"code":null}}`)}
 	if diff := cmp.Diff(want, again); diff != "" {
 		t.Errorf("Last() (-want +got):\n%s", diff)
 	}

@@ -6,6 +6,7 @@ package pricing
 
 import (
 	"bytes"
+	"cmp"
 	_ "embed"
 	"encoding/json"
 	"errors"
@@ -14,6 +15,9 @@ import (
 	"maps"
 	"math"
 	"math/bits"
+	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -46,9 +50,10 @@ var defaultTable = sync.OnceValue(func() *Table {
 	return t
 })
 
-// Usage is the token usage of one request. CachedTokens are part of
-// PromptTokens; ReasoningTokens are part of CompletionTokens (OpenAI's usage
-// shape). CacheCreationTokens are billed on top of PromptTokens.
+// Usage is the token usage of one request, counted as LiteLLM counts it:
+// CachedTokens (cache reads) and CacheCreationTokens (cache writes) are part of
+// PromptTokens, ReasoningTokens are part of CompletionTokens. Anthropic's
+// input_tokens is therefore PromptTokens − CachedTokens − CacheCreationTokens.
 type Usage struct {
 	PromptTokens        int64
 	CompletionTokens    int64
@@ -59,32 +64,67 @@ type Usage struct {
 
 // Price is one model's per-token prices in pico-USD. The zero Price is free.
 type Price struct {
+	rates
+	reasoning    int64
+	hasReasoning bool
+	// tiers are LiteLLM's long-context prices (input_cost_per_token_above_200k_tokens
+	// and friends), highest threshold first.
+	tiers []tier
+}
+
+// rates are the prices that change with a long-context tier.
+type rates struct {
 	input, output int64
 	// The optional prices keep whether they were set, because "absent" falls
 	// back to another price while an explicit 0 means free.
-	cacheRead, cacheCreation, reasoning          int64
-	hasCacheRead, hasCacheCreation, hasReasoning bool
+	cacheRead, cacheCreation       int64
+	hasCacheRead, hasCacheCreation bool
 }
 
-// Cost prices u and rounds once, half up, to nano-USD. Negative token counts
-// count as 0; a cost beyond the range of store.Nano saturates.
+// tier replaces the rates of a request whose prompt has more than above tokens.
+type tier struct {
+	above int64
+	rates
+}
+
+// Cost prices u and rounds once, half up, to nano-USD, as LiteLLM's
+// generic_cost_per_token does: prompt tokens that are neither cache reads nor
+// cache writes at the input price, cache reads and writes at their own prices
+// (the input price when the model has none), reasoning tokens at the reasoning
+// price (the output price when the model has none) and the other completion
+// tokens at the output price. A prompt above a tier's threshold is priced at
+// that tier's rates. Negative token counts count as 0; a cost beyond the range
+// of store.Nano saturates.
 func (p Price) Cost(u Usage) store.Nano {
 	prompt := max(u.PromptTokens, 0)
 	cached := max(u.CachedTokens, 0)
+	creation := max(u.CacheCreationTokens, 0)
 	completion := max(u.CompletionTokens, 0)
 	reasoning := max(u.ReasoningTokens, 0)
+	r := p.ratesFor(prompt)
 
 	var s sum
-	s.add(max(prompt-cached, 0), p.input)
-	s.add(cached, pick(p.hasCacheRead, p.cacheRead, p.input))
-	s.add(max(u.CacheCreationTokens, 0), pick(p.hasCacheCreation, p.cacheCreation, p.input))
+	s.add(max(prompt-cached-creation, 0), r.input)
+	s.add(cached, pick(r.hasCacheRead, r.cacheRead, r.input))
+	s.add(creation, pick(r.hasCacheCreation, r.cacheCreation, r.input))
 	if p.hasReasoning {
 		s.add(reasoning, p.reasoning)
-		s.add(max(completion-reasoning, 0), p.output)
+		s.add(max(completion-reasoning, 0), r.output)
 	} else {
-		s.add(completion, p.output)
+		s.add(completion, r.output)
 	}
 	return s.nano()
+}
+
+// ratesFor returns the rates of the highest tier whose threshold the prompt
+// is above, else the base rates.
+func (p Price) ratesFor(promptTokens int64) rates {
+	for _, t := range p.tiers {
+		if promptTokens > t.above {
+			return t.rates
+		}
+	}
+	return p.rates
 }
 
 func pick(has bool, v, fallback int64) int64 {
@@ -137,6 +177,10 @@ type entry struct {
 	Reasoning     *float64 `json:"output_cost_per_reasoning_token"`
 }
 
+// tierKey matches LiteLLM's long-context price fields, such as
+// input_cost_per_token_above_200k_tokens or cache_read_input_token_cost_above_128_tokens.
+var tierKey = regexp.MustCompile(`^(input_cost_per_token|output_cost_per_token|cache_read_input_token_cost|cache_creation_input_token_cost)_above_([0-9]{1,9})(k?)_tokens$`)
+
 // Parse reads a price map in LiteLLM's model_prices_and_context_window.json
 // format. Models with neither an input nor an output token price (images,
 // audio by the second, …) are left out, so they stay unpriced rather than
@@ -169,9 +213,79 @@ func Parse(r io.Reader) (*Table, error) {
 		if err != nil {
 			return nil, fmt.Errorf("model %q: %w", name, err)
 		}
+		if p.tiers, err = parseTiers(msg, p.rates); err != nil {
+			return nil, fmt.Errorf("model %q: %w", name, err)
+		}
 		t.prices[name] = p
 	}
 	return t, nil
+}
+
+// parseTiers reads an entry's long-context tiers. As in LiteLLM, a tier exists
+// where its input price is set; its output and cache prices default to the
+// base ones.
+func parseTiers(msg json.RawMessage, base rates) ([]tier, error) {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(msg, &raw); err != nil {
+		return nil, err
+	}
+	type tierField struct {
+		key string
+		usd *float64
+	}
+	byThreshold := map[int64]map[string]tierField{}
+	for k, v := range raw {
+		m := tierKey.FindStringSubmatch(k)
+		if m == nil {
+			continue
+		}
+		var usd *float64
+		if err := json.Unmarshal(v, &usd); err != nil {
+			return nil, fmt.Errorf("%s: %w", k, err)
+		}
+		above, _ := strconv.ParseInt(m[2], 10, 64) // at most 9 digits: always parses
+		if m[3] == "k" {
+			above *= 1000
+		}
+		if byThreshold[above] == nil {
+			byThreshold[above] = map[string]tierField{}
+		}
+		byThreshold[above][m[1]] = tierField{k, usd}
+	}
+	var tiers []tier
+	for above, f := range byThreshold {
+		t := tier{above: above, rates: base}
+		in := f["input_cost_per_token"]
+		var ok bool
+		var err error
+		if t.input, ok, err = picoUSD(in.key, in.usd); err != nil {
+			return nil, err
+		} else if !ok {
+			continue
+		}
+		for name, dst := range map[string]struct {
+			price *int64
+			has   *bool
+		}{
+			"output_cost_per_token":           {&t.output, nil},
+			"cache_read_input_token_cost":     {&t.cacheRead, &t.hasCacheRead},
+			"cache_creation_input_token_cost": {&t.cacheCreation, &t.hasCacheCreation},
+		} {
+			v, ok, err := picoUSD(f[name].key, f[name].usd)
+			if err != nil {
+				return nil, err
+			}
+			if ok {
+				*dst.price = v
+				if dst.has != nil {
+					*dst.has = true
+				}
+			}
+		}
+		tiers = append(tiers, t)
+	}
+	slices.SortFunc(tiers, func(a, b tier) int { return cmp.Compare(b.above, a.above) })
+	return tiers, nil
 }
 
 func (e entry) price() (Price, error) {
@@ -219,7 +333,8 @@ func (t *Table) Merge(o *Table) *Table {
 // token, as LiteLLM's model_list[].litellm_params.input_cost_per_token and
 // output_cost_per_token set them. A nil price keeps the one model already has
 // (found as Lookup finds it), or 0 when it has none; its cache and reasoning
-// prices are kept.
+// prices are kept. Setting either price drops the model's long-context tiers,
+// which priced the model the override replaces.
 func (t *Table) Override(model string, inputCostPerToken, outputCostPerToken *float64) (*Table, error) {
 	in, setIn, err := picoUSD("input_cost_per_token", inputCostPerToken)
 	if err != nil {
@@ -235,6 +350,9 @@ func (t *Table) Override(model string, inputCostPerToken, outputCostPerToken *fl
 	}
 	if setOut {
 		p.output = out
+	}
+	if setIn || setOut {
+		p.tiers = nil
 	}
 	m := maps.Clone(t.prices)
 	m[model] = p

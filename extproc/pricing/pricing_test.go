@@ -51,9 +51,12 @@ func TestCost(t *testing.T) {
 		{"cached tokens at the cache price", "cached", Usage{PromptTokens: 1000, CachedTokens: 400, CompletionTokens: 10}, 2_100_000},
 		{"cached falls back to the input price", "plain", Usage{PromptTokens: 10, CachedTokens: 10}, 10_000},
 		{"explicit zero cache price is free", "free-cache", Usage{PromptTokens: 10, CachedTokens: 6}, 4_000},
-		{"cache creation billed on top", "anthropic",
-			Usage{PromptTokens: 1000, CachedTokens: 200, CacheCreationTokens: 300, CompletionTokens: 100}, 5_085_000},
-		{"cache creation falls back to the input price", "plain", Usage{CacheCreationTokens: 7}, 7_000},
+		// 500 uncached × 3000 + 200 read × 300 + 300 written × 3750 + 100 × 15000 nano.
+		{"cache reads and writes are part of the prompt", "anthropic",
+			Usage{PromptTokens: 1000, CachedTokens: 200, CacheCreationTokens: 300, CompletionTokens: 100}, 4_185_000},
+		{"cache creation falls back to the input price", "plain", Usage{PromptTokens: 7, CacheCreationTokens: 7}, 7_000},
+		{"cache reads and writes beyond the prompt never go negative", "anthropic",
+			Usage{PromptTokens: 10, CachedTokens: 10, CacheCreationTokens: 10}, 3_000 + 37_500},
 		{"cached beyond prompt never goes negative", "cached", Usage{PromptTokens: 10, CachedTokens: 20}, 25_000},
 		{"reasoning at its own price", "reasoning", Usage{CompletionTokens: 100, ReasoningTokens: 40}, 140_000},
 		{"reasoning without its own price is plain output", "plain", Usage{CompletionTokens: 100, ReasoningTokens: 40}, 200_000},
@@ -80,6 +83,82 @@ func TestCost(t *testing.T) {
 
 // TestDefault checks the embedded table parses and carries the prices of the
 // models tollgate promises to know (per million prompt and completion tokens).
+func TestTiers(t *testing.T) {
+	tab := mustParse(t, `{
+		"long": {"input_cost_per_token": 1e-06, "output_cost_per_token": 2e-06,
+		         "cache_read_input_token_cost": 1e-07, "cache_creation_input_token_cost": 1.25e-06,
+		         "input_cost_per_token_above_10_tokens": 2e-06, "output_cost_per_token_above_10_tokens": 4e-06,
+		         "cache_read_input_token_cost_above_10_tokens": 2e-07,
+		         "input_cost_per_token_above_1k_tokens": 3e-06,
+		         "cache_creation_input_token_cost_above_1hr": 9e-06,
+		         "input_cost_per_token_above_200k_tokens_priority": 9e-06},
+		"orphan": {"input_cost_per_token": 1e-06, "output_cost_per_token": 2e-06,
+		           "output_cost_per_token_above_10_tokens": 9e-06, "input_cost_per_token_above_20_tokens": null},
+		"no-cache": {"input_cost_per_token": 1e-06, "output_cost_per_token": 1e-06,
+		             "input_cost_per_token_above_5_tokens": 3e-06},
+		"reasoning": {"input_cost_per_token": 1e-06, "output_cost_per_token": 1e-06, "output_cost_per_reasoning_token": 5e-06,
+		              "input_cost_per_token_above_5_tokens": 2e-06, "output_cost_per_token_above_5_tokens": 3e-06}
+	}`)
+	tests := []struct {
+		name  string
+		model string
+		usage Usage
+		want  store.Nano
+	}{
+		{"at the threshold: base prices", "long", Usage{PromptTokens: 10, CompletionTokens: 1}, 10_000 + 2_000},
+		{"above it: the tier's input and output", "long", Usage{PromptTokens: 11, CompletionTokens: 1}, 22_000 + 4_000},
+		{"tier cache read price", "long", Usage{PromptTokens: 11, CachedTokens: 5, CompletionTokens: 0}, 6*2_000 + 5*200},
+		{"cache write without a tier price keeps the base one", "long", Usage{PromptTokens: 11, CacheCreationTokens: 1}, 10*2_000 + 1_250},
+		{"cache tokens count towards the threshold", "long", Usage{PromptTokens: 11, CachedTokens: 11}, 11 * 200},
+		{"highest tier crossed wins; its output falls back to the base", "long", Usage{PromptTokens: 1001, CompletionTokens: 1}, 1001*3_000 + 2_000},
+		{"1k is 1000 tokens", "long", Usage{PromptTokens: 1000}, 1000 * 2_000},
+		{"tier fields without an input tier are ignored", "orphan", Usage{PromptTokens: 100, CompletionTokens: 1}, 100*1_000 + 2_000},
+		{"tier without cache prices falls back to its input price", "no-cache", Usage{PromptTokens: 6, CachedTokens: 6}, 6 * 3_000},
+		{"reasoning keeps its own price; other output at the tier's", "reasoning",
+			Usage{PromptTokens: 6, CompletionTokens: 10, ReasoningTokens: 4}, 6*2_000 + 4*5_000 + 6*3_000},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := mustLookup(t, tab, tt.model).Cost(tt.usage); got != tt.want {
+				t.Errorf("Cost(%+v) = %d, want %d", tt.usage, got, tt.want)
+			}
+		})
+	}
+	t.Run("embedded long-context prices", func(t *testing.T) {
+		long := Usage{PromptTokens: 200_001, CachedTokens: 100_000, CacheCreationTokens: 1, CompletionTokens: 1_000}
+		for model, want := range map[string]store.Nano{
+			// 100,000 × 6000 + 100,000 × 600 + 1 × 7500 + 1000 × 22500 nano.
+			"claude-sonnet-4-5": 600_000_000 + 60_000_000 + 7_500 + 22_500_000,
+			"claude-sonnet-4-6": 600_000_000 + 60_000_000 + 7_500 + 22_500_000,
+			// 100,001 × 2500 + 100,000 × 250 + 1000 × 15000 nano.
+			"gemini-2.5-pro": 250_002_500 + 25_000_000 + 15_000_000,
+		} {
+			if got := mustLookup(t, Default(), model).Cost(long); got != want {
+				t.Errorf("%s: cost = %d, want %d", model, got, want)
+			}
+		}
+	})
+	t.Run("a price override drops the tiers", func(t *testing.T) {
+		in := 1e-06
+		over, err := tab.Override("long", &in, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := mustLookup(t, over, "long").Cost(Usage{PromptTokens: 2000, CompletionTokens: 1}); got != 2000*1_000+2_000 {
+			t.Errorf("cost = %d, want base prices", got)
+		}
+	})
+	for _, bad := range []string{
+		`{"m": {"input_cost_per_token": 1e-06, "input_cost_per_token_above_1k_tokens": -1}}`,
+		`{"m": {"input_cost_per_token": 1e-06, "input_cost_per_token_above_1k_tokens": "2e-06"}}`,
+		`{"m": {"input_cost_per_token": 1e-06, "input_cost_per_token_above_1k_tokens": 1e-06, "cache_read_input_token_cost_above_1k_tokens": 1e9}}`,
+	} {
+		if _, err := Parse(strings.NewReader(bad)); err == nil {
+			t.Errorf("Parse(%s) succeeded, want an error", bad)
+		}
+	}
+}
+
 func TestDefault(t *testing.T) {
 	tab := Default()
 	million := Usage{PromptTokens: 1_000_000, CompletionTokens: 1_000_000}
@@ -101,8 +180,9 @@ func TestDefault(t *testing.T) {
 		{"text-embedding-3-small", 20_000_000},
 		{"text-embedding-3-large", 130_000_000},
 		{"text-embedding-ada-002", 100_000_000},
-		{"claude-sonnet-4-5", 18_000_000_000},
-		{"claude-sonnet-4-20250514", 18_000_000_000},
+		// A million-token prompt is above the 200k long-context tier.
+		{"claude-sonnet-4-5", 28_500_000_000},
+		{"claude-sonnet-4-20250514", 28_500_000_000},
 		{"claude-opus-4-1", 90_000_000_000},
 		{"claude-opus-4-5", 30_000_000_000},
 		{"claude-haiku-4-5", 6_000_000_000},
@@ -113,7 +193,7 @@ func TestDefault(t *testing.T) {
 		{"mistral-medium-latest", 9_000_000_000},
 		{"mistral-small-latest", 240_000_000},
 		{"codestral-latest", 4_000_000_000},
-		{"gemini-2.5-pro", 11_250_000_000},
+		{"gemini-2.5-pro", 17_500_000_000},
 		{"gemini-2.5-flash", 2_800_000_000},
 		{"gemini-2.0-flash", 500_000_000},
 		{"gemini/gemini-2.5-flash", 2_800_000_000},
@@ -135,7 +215,7 @@ func TestDefault(t *testing.T) {
 			"fake-openai-endpoint": "gpt-3.5-turbo",
 			"mistral":              "mistral-small-latest",
 		} {
-			if diff := cmp.Diff(mustLookup(t, tab, model), mustLookup(t, tab, alias), cmp.AllowUnexported(Price{})); diff != "" {
+			if diff := cmp.Diff(mustLookup(t, tab, model), mustLookup(t, tab, alias), cmp.AllowUnexported(Price{}, rates{}, tier{})); diff != "" {
 				t.Errorf("%s vs %s (-want +got):\n%s", alias, model, diff)
 			}
 		}
@@ -287,19 +367,31 @@ func FuzzParse(f *testing.F) {
 	f.Add(`{"m": {"input_cost_per_token": 1e-400}}`)
 	f.Add(`{"m": {"output_cost_per_token": 999.9999999}}`)
 	f.Add(`[]`)
+	f.Add(`{"m": {"input_cost_per_token": 1e-06, "input_cost_per_token_above_128k_tokens": 2e-06,
+		"output_cost_per_token_above_128k_tokens": 3e-06, "cache_read_input_token_cost_above_128k_tokens": null,
+		"input_cost_per_token_above_200_tokens": 0, "input_cost_per_token_above_999999999k_tokens": 1}}`)
 	f.Fuzz(func(t *testing.T, in string) {
 		tab, err := Parse(strings.NewReader(in))
 		if err != nil {
 			return
 		}
-		u := Usage{PromptTokens: math.MaxInt64, CompletionTokens: 7, CachedTokens: 3, CacheCreationTokens: 5, ReasoningTokens: 2}
 		merged := tab.Merge(tab)
 		for name, p := range tab.prices {
-			if p.input < 0 || p.output < 0 || p.cacheRead < 0 || p.cacheCreation < 0 || p.reasoning < 0 {
-				t.Fatalf("%q: negative price %+v", name, p)
+			for _, r := range append([]tier{{rates: p.rates}}, p.tiers...) {
+				if r.input < 0 || r.output < 0 || r.cacheRead < 0 || r.cacheCreation < 0 || p.reasoning < 0 {
+					t.Fatalf("%q: negative price %+v", name, p)
+				}
 			}
-			if c := p.Cost(u); c < 0 {
-				t.Fatalf("%q: negative cost %d", name, c)
+			for i := 1; i < len(p.tiers); i++ {
+				if p.tiers[i-1].above <= p.tiers[i].above {
+					t.Fatalf("%q: tiers out of order: %+v", name, p.tiers)
+				}
+			}
+			for _, prompt := range []int64{0, 1, 1000, 200_001, math.MaxInt64} {
+				u := Usage{PromptTokens: prompt, CompletionTokens: 7, CachedTokens: 3, CacheCreationTokens: 5, ReasoningTokens: 2}
+				if c := p.Cost(u); c < 0 {
+					t.Fatalf("%q: negative cost %d", name, c)
+				}
 			}
 			if _, ok := merged.Lookup(name); !ok {
 				t.Fatalf("%q lost by Merge", name)
