@@ -33,6 +33,7 @@ type config struct {
 	LogFormat            string
 	LogLevel             string
 	AdminTLSCert         string
+	MaxRequestBodyBytes  int64
 	AdminTLSKey          string
 
 	// Webhook alerting. Zero values of the delivery settings mean
@@ -147,6 +148,7 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 	budgetStatus := fs.String("budget-exceeded-status", "", "HTTP status for budget_exceeded: 429|400 (env TOLLGATE_BUDGET_EXCEEDED_STATUS; default 429)")
 	pricesFile := fs.String("prices-file", "", "JSON price map in LiteLLM's format, merged over the embedded one (env TOLLGATE_PRICES_FILE)")
 	logFormat := fs.String("log-format", "", "text|json (env TOLLGATE_LOG_FORMAT; default text)")
+	maxBody := fs.String("max-request-body-bytes", "", "largest LLM request body; larger gets a 413 (env TOLLGATE_MAX_REQUEST_BODY_BYTES; default 32 MiB, must not exceed Envoy's buffer limit)")
 	adminTLSCert := fs.String("admin-tls-cert", "", "PEM certificate: serve the admin API over TLS (env TOLLGATE_ADMIN_TLS_CERT; needs --admin-tls-key)")
 	adminTLSKey := fs.String("admin-tls-key", "", "PEM private key for --admin-tls-cert (env TOLLGATE_ADMIN_TLS_KEY)")
 	logLevel := fs.String("log-level", "", "debug|info|warn|error (env TOLLGATE_LOG_LEVEL; default info)")
@@ -259,6 +261,14 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 	setString(&cfg.PricesFile, *pricesFile, "TOLLGATE_PRICES_FILE")
 	setString(&cfg.LogFormat, *logFormat, "TOLLGATE_LOG_FORMAT")
 	setString(&cfg.LogLevel, *logLevel, "TOLLGATE_LOG_LEVEL")
+	if v := pick(*maxBody, "TOLLGATE_MAX_REQUEST_BODY_BYTES"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n <= 0 {
+			errs = append(errs, fmt.Errorf("max-request-body-bytes: %q is not a positive number of bytes", v))
+		} else {
+			cfg.MaxRequestBodyBytes = n
+		}
+	}
 	setString(&cfg.AdminTLSCert, *adminTLSCert, "TOLLGATE_ADMIN_TLS_CERT")
 	setString(&cfg.AdminTLSKey, *adminTLSKey, "TOLLGATE_ADMIN_TLS_KEY")
 	if (cfg.AdminTLSCert == "") != (cfg.AdminTLSKey == "") {

@@ -113,6 +113,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		UserHeaderName:       cfg.UserHeaderName,
 		Prices:               prices,
 		Logger:               logger,
+		MaxRequestBodyBytes:  cfg.MaxRequestBodyBytes,
 	}, st))
 	healthSrv := health.NewServer()
 	healthpb.RegisterHealthServer(grpcSrv, healthSrv)
