@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/tollgate-dev/tollgate/extproc/limits"
 )
 
 // config is tollgate's resolved configuration: flags > env > config.yaml > defaults.
@@ -35,6 +37,12 @@ type config struct {
 	AdminTLSCert         string
 	MaxRequestBodyBytes  int64
 	AdminTLSKey          string
+
+	// Budget windows and limits.
+	Timezone      string          // litellm_settings.timezone, an IANA zone; "" is UTC
+	StrictBudgets bool            // reservations: not general_settings.disable_budget_reservation
+	TokenCounting limits.Counting // general_settings.token_rate_limit_type
+	RateWindow    time.Duration   // LITELLM_RATE_LIMIT_WINDOW_SIZE; 0 is extproc's 60 s
 
 	// Webhook alerting. Zero values of the delivery settings mean
 	// admin/webhook's defaults.
@@ -62,10 +70,12 @@ type priceOverride struct {
 // its own `tollgate:` section.
 type fileConfig struct {
 	GeneralSettings struct {
-		MasterKey      string   `yaml:"master_key"`
-		UserHeaderName string   `yaml:"user_header_name"`
-		Alerting       []string `yaml:"alerting"`
-		AlertingArgs   struct {
+		MasterKey                string   `yaml:"master_key"`
+		UserHeaderName           string   `yaml:"user_header_name"`
+		DisableBudgetReservation *bool    `yaml:"disable_budget_reservation"`
+		TokenRateLimitType       string   `yaml:"token_rate_limit_type"`
+		Alerting                 []string `yaml:"alerting"`
+		AlertingArgs             struct {
 			BudgetAlertTTL *float64 `yaml:"budget_alert_ttl"` // seconds, as in LiteLLM
 		} `yaml:"alerting_args"`
 	} `yaml:"general_settings"`
@@ -76,6 +86,7 @@ type fileConfig struct {
 	} `yaml:"environment_variables"`
 	LiteLLMSettings struct {
 		MaxEndUserBudgetID string `yaml:"max_end_user_budget_id"`
+		Timezone           string `yaml:"timezone"`
 	} `yaml:"litellm_settings"`
 	ModelList []struct {
 		ModelName     string `yaml:"model_name"`
@@ -118,6 +129,9 @@ var appliedKeys = []string{
 	"tollgate.webhook_backoff_min",
 	"tollgate.webhook_backoff_max",
 	"tollgate.webhook_timeout",
+	"litellm_settings.timezone",
+	"general_settings.disable_budget_reservation",
+	"general_settings.token_rate_limit_type",
 }
 
 // loadConfig resolves the configuration. It reports every problem at once, and
@@ -132,6 +146,7 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 		BudgetExceededStatus: 429,
 		LogFormat:            "text",
 		LogLevel:             "info",
+		StrictBudgets:        true,
 	}
 	var errs []error
 
@@ -157,6 +172,9 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 	webhookBackoffMin := fs.String("webhook-backoff-min", "", "first wait between webhook attempts, doubling (env TOLLGATE_WEBHOOK_BACKOFF_MIN; default 1s)")
 	webhookBackoffMax := fs.String("webhook-backoff-max", "", "longest wait between webhook attempts, Retry-After included (env TOLLGATE_WEBHOOK_BACKOFF_MAX; default 5m)")
 	webhookTimeout := fs.String("webhook-timeout", "", "timeout of one webhook attempt (env TOLLGATE_WEBHOOK_TIMEOUT; default 10s)")
+	timezone := fs.String("timezone", "", "IANA time zone budget windows reset in, e.g. America/New_York (env TOLLGATE_TIMEZONE; default UTC)")
+	strictBudgets := fs.String("strict-budgets", "", "reserve each request's worst-case cost before forwarding it: true|false (env TOLLGATE_STRICT_BUDGETS; default true)")
+	rateWindow := fs.String("rate-limit-window-size", "", "rpm/tpm window in seconds (env LITELLM_RATE_LIMIT_WINDOW_SIZE; default 60)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, nil, err
 	}
@@ -166,6 +184,7 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 
 	var warnings []string
 	var ttlSeconds *float64
+	var tokenRateLimitType string
 	var fileBackoffMin, fileBackoffMax, fileTimeout, fileMaxAttempts string
 	if *configPath != "" {
 		fc, w, err := readConfigFile(*configPath, getenv)
@@ -176,6 +195,11 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 			cfg.MasterKey = fc.GeneralSettings.MasterKey
 			cfg.UserHeaderName = fc.GeneralSettings.UserHeaderName
 			cfg.DefaultBudgetID = fc.LiteLLMSettings.MaxEndUserBudgetID
+			cfg.Timezone = fc.LiteLLMSettings.Timezone
+			if fc.GeneralSettings.DisableBudgetReservation != nil {
+				cfg.StrictBudgets = !*fc.GeneralSettings.DisableBudgetReservation
+			}
+			tokenRateLimitType = fc.GeneralSettings.TokenRateLimitType
 			if fc.Tollgate.DataPlaneAuth != nil {
 				cfg.DataPlaneAuth = *fc.Tollgate.DataPlaneAuth
 			}
@@ -280,6 +304,27 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 			errs = append(errs, fmt.Errorf("budget-exceeded-status: %q is not a number", v))
 		} else {
 			cfg.BudgetExceededStatus = n
+		}
+	}
+
+	setString(&cfg.Timezone, *timezone, "TOLLGATE_TIMEZONE")
+	if cfg.Timezone != "" {
+		if _, err := time.LoadLocation(cfg.Timezone); err != nil {
+			errs = append(errs, fmt.Errorf("timezone: %q is not an IANA time zone such as UTC or America/New_York", cfg.Timezone))
+		}
+	}
+	setBool(&cfg.StrictBudgets, "strict-budgets", *strictBudgets, "TOLLGATE_STRICT_BUDGETS")
+	if c, err := limits.ParseCounting(tokenRateLimitType); err != nil {
+		errs = append(errs, fmt.Errorf("general_settings.%w", err))
+	} else {
+		cfg.TokenCounting = c
+	}
+	if v := pick(*rateWindow, "LITELLM_RATE_LIMIT_WINDOW_SIZE"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 24*3600 {
+			errs = append(errs, fmt.Errorf("rate-limit-window-size: %q, want whole seconds from 1 to 86400", v))
+		} else {
+			cfg.RateWindow = time.Duration(n) * time.Second
 		}
 	}
 

@@ -6,8 +6,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/tollgate-dev/tollgate/extproc/limits"
 )
 
 func envMap(m map[string]string) func(string) string {
@@ -62,6 +65,7 @@ tollgate:
 			want: config{
 				GRPCAddr: "127.0.0.1:50051", AdminAddr: "127.0.0.1:4001", DataDir: "./data", SyncWrites: true,
 				MasterKey: "sk-1", DataPlaneAuth: true, BudgetExceededStatus: 429, LogFormat: "text", LogLevel: "info",
+				StrictBudgets: true,
 			},
 		},
 		{
@@ -73,7 +77,7 @@ tollgate:
 				MasterKey: "sk-yaml", UpstreamAPIKey: "sk-up-env", DataPlaneAuth: false, BudgetExceededStatus: 429,
 				DefaultBudgetID: "default-tier", UserHeaderName: "x-customer",
 				PriceOverrides: map[string]priceOverride{"my-model": {InputCostPerToken: ptr(0.5), OutputCostPerToken: ptr(0.25)}},
-				LogFormat:      "text", LogLevel: "info",
+				LogFormat:      "text", LogLevel: "info", StrictBudgets: true,
 			},
 			wantWarnings: []string{
 				"ignored config key general_settings.database_url",
@@ -137,5 +141,68 @@ func TestLoadConfigBadFile(t *testing.T) {
 	_, _, err := loadConfig([]string{"--config", bad}, envMap(map[string]string{"TOLLGATE_MASTER_KEY": "k"}), io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "bad.yaml") {
 		t.Errorf("err = %v, want a parse error naming the file", err)
+	}
+}
+
+// budgetSettings are the budget window and limit settings of a config.
+type budgetSettings struct {
+	Timezone      string
+	StrictBudgets bool
+	TokenCounting limits.Counting
+	RateWindow    time.Duration
+}
+
+func TestLoadConfigBudgetSettings(t *testing.T) {
+	yamlPath := writeFile(t, "config.yaml", `
+litellm_settings:
+  timezone: Asia/Tokyo
+general_settings:
+  master_key: sk-1
+  disable_budget_reservation: true
+  token_rate_limit_type: output
+`)
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want budgetSettings
+	}{
+		{"defaults", nil, map[string]string{"TOLLGATE_MASTER_KEY": "k"}, budgetSettings{StrictBudgets: true}},
+		{"LiteLLM's keys", []string{"--config", yamlPath}, nil,
+			budgetSettings{Timezone: "Asia/Tokyo", TokenCounting: limits.CountOutput}},
+		{"env beats the file", []string{"--config", yamlPath},
+			map[string]string{"TOLLGATE_TIMEZONE": "America/New_York", "TOLLGATE_STRICT_BUDGETS": "true", "LITELLM_RATE_LIMIT_WINDOW_SIZE": "5"},
+			budgetSettings{Timezone: "America/New_York", StrictBudgets: true, TokenCounting: limits.CountOutput, RateWindow: 5 * time.Second}},
+		{"flags beat env", []string{"--config", yamlPath, "--timezone", "Europe/London", "--strict-budgets", "false", "--rate-limit-window-size", "2"},
+			map[string]string{"TOLLGATE_TIMEZONE": "America/New_York", "TOLLGATE_STRICT_BUDGETS": "true", "LITELLM_RATE_LIMIT_WINDOW_SIZE": "5"},
+			budgetSettings{Timezone: "Europe/London", TokenCounting: limits.CountOutput, RateWindow: 2 * time.Second}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, _, err := loadConfig(tt.args, envMap(tt.env), io.Discard)
+			if err != nil {
+				t.Fatalf("loadConfig: %v", err)
+			}
+			settings := budgetSettings{got.Timezone, got.StrictBudgets, got.TokenCounting, got.RateWindow}
+			if diff := cmp.Diff(tt.want, settings); diff != "" {
+				t.Errorf("settings (-want +got):\n%s", diff)
+			}
+		})
+	}
+
+	bad := writeFile(t, "bad.yaml", "general_settings:\n  token_rate_limit_type: tokens\n")
+	_, _, err := loadConfig([]string{"--config", bad, "--timezone", "Mars/Olympus", "--rate-limit-window-size", "0"},
+		envMap(map[string]string{"TOLLGATE_MASTER_KEY": "k"}), io.Discard)
+	if err == nil {
+		t.Fatal("want errors")
+	}
+	for _, want := range []string{
+		`timezone: "Mars/Olympus" is not an IANA time zone`,
+		`general_settings.token_rate_limit_type "tokens": want total, input or output`,
+		`rate-limit-window-size: "0", want whole seconds from 1 to 86400`,
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %q", err, want)
+		}
 	}
 }

@@ -21,6 +21,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	// Time zones for budget windows, also where the system has no tz database.
+	_ "time/tzdata"
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/grpc"
@@ -79,6 +81,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	loc, err := time.LoadLocation(cfg.Timezone) // validated by loadConfig; "" is UTC
+	if err != nil {
+		return fmt.Errorf("timezone: %w", err)
+	}
+	if !cfg.StrictBudgets {
+		logger.Warn("strict budgets are off (disable_budget_reservation): concurrent requests can each pass the budget check before their cost is recorded, and overshoot the budget")
+	}
 
 	st, err := badgerstore.Open(badgerstore.Options{
 		Dir: cfg.DataDir, SyncWrites: cfg.SyncWrites, Logger: logger, Alerting: alerting(cfg),
@@ -114,6 +123,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Prices:               prices,
 		Logger:               logger,
 		MaxRequestBodyBytes:  cfg.MaxRequestBodyBytes,
+
+		Location:                 loc,
+		DisableBudgetReservation: !cfg.StrictBudgets,
+		TokenCounting:            cfg.TokenCounting,
+		RateWindow:               cfg.RateWindow,
 	}, st))
 	healthSrv := health.NewServer()
 	healthpb.RegisterHealthServer(grpcSrv, healthSrv)
@@ -125,6 +139,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Logger:    logger,
 		Ready:     readiness(&serving, st),
 		Outbox:    st,
+
+		Location:        loc,
+		DefaultBudgetID: cfg.DefaultBudgetID,
 	}
 	// The worker stops with run and must finish before the store closes.
 	workerCtx, stopWorker := context.WithCancel(ctx)

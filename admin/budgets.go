@@ -37,6 +37,7 @@ func (s *server) budgetNew(w http.ResponseWriter, r *http.Request) error {
 		nb.BudgetID = *id
 	}
 	patch.apply(&nb)
+	s.scheduleResets(&nb, false, false)
 	created, err := s.st.CreateBudget(r.Context(), nb)
 	if errors.Is(err, store.ErrExists) {
 		return detailEnv(http.StatusBadRequest, fmt.Sprintf("Budget with id '%s' already exists.", nb.BudgetID))
@@ -44,7 +45,7 @@ func (s *server) budgetNew(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return fmt.Errorf("create budget: %w", err)
 	}
-	return writeJSON(w, http.StatusOK, newBudgetRow(created))
+	return writeJSON(w, http.StatusOK, newBudgetRow(s.current(created)))
 }
 
 // budgetUpdate handles POST /budget/update with LiteLLM's exclude_unset
@@ -66,8 +67,11 @@ func (s *server) budgetUpdate(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	now := s.now().UTC()
+	_, resetGiven := b.value("budget_reset_at")
 	updated, err := s.st.UpdateBudget(r.Context(), *id, func(d *store.Budget) error {
+		before := d.BudgetDuration
 		patch.apply(d)
+		s.scheduleResets(d, !sameDuration(before, d.BudgetDuration), resetGiven)
 		d.UpdatedAt, d.UpdatedBy = now, adminName
 		return nil
 	})
@@ -77,7 +81,7 @@ func (s *server) budgetUpdate(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return fmt.Errorf("update budget: %w", err)
 	}
-	return writeJSON(w, http.StatusOK, newBudgetRow(updated))
+	return writeJSON(w, http.StatusOK, newBudgetRow(s.current(updated)))
 }
 
 // budgetInfo handles POST /budget/info: the rows of the named budgets that
@@ -105,7 +109,7 @@ func (s *server) budgetInfo(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return fmt.Errorf("get budget: %w", err)
 		}
-		out = append(out, newBudgetRow(bud))
+		out = append(out, newBudgetRow(s.current(bud)))
 	}
 	return writeJSON(w, http.StatusOK, out)
 }
@@ -118,7 +122,7 @@ func (s *server) budgetList(w http.ResponseWriter, r *http.Request) error {
 	}
 	out := make([]budgetRow, len(bs))
 	for i, bud := range bs {
-		out[i] = newBudgetRow(bud)
+		out[i] = newBudgetRow(s.current(bud))
 	}
 	return writeJSON(w, http.StatusOK, out)
 }
@@ -144,7 +148,7 @@ func (s *server) budgetDelete(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return fmt.Errorf("delete budget: %w", err)
 	}
-	return writeJSON(w, http.StatusOK, newBudgetRow(deleted))
+	return writeJSON(w, http.StatusOK, newBudgetRow(s.current(deleted)))
 }
 
 // settingsItem is LiteLLM's ConfigList: one editable field for the admin UI.
@@ -176,7 +180,7 @@ func (s *server) budgetSettings(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return fmt.Errorf("get budget: %w", err)
 	}
-	row := newBudgetRow(bud)
+	row := newBudgetRow(s.current(bud))
 	item := func(name, typ, desc string, value any) settingsItem {
 		return settingsItem{FieldName: name, FieldType: typ, FieldDescription: desc, FieldValue: value, StoredInDB: true}
 	}

@@ -91,8 +91,9 @@ func TestBudgetUpdate(t *testing.T) {
 		{"zero is a value", `{"budget_id":"t","max_budget":0,"tpm_limit":"0"}`, budgetRowJSON("t", with(kv{"max_budget": "0.0", "tpm_limit": "0"}))},
 		{"null clears", `{"budget_id":"t","soft_budget":null,"budget_duration":null,"budget_reset_at":null,"model_max_budget":null,"rpm_limit":null}`,
 			budgetRowJSON("t", with(kv{"soft_budget": "null", "budget_duration": "null", "budget_reset_at": "null", "model_max_budget": "null", "rpm_limit": "null"}))},
+		// A new duration moves the reset time to its schedule: the 1st of next month.
 		{"strings and new values", `{"budget_id":"t","max_budget":"4.5","budget_duration":"1mo","model_max_budget":{"n":{"rpm_limit":"3"}}}`,
-			budgetRowJSON("t", with(kv{"max_budget": "4.5", "budget_duration": `"1mo"`, "model_max_budget": `{"n":{"rpm_limit":3}}`}))},
+			budgetRowJSON("t", with(kv{"max_budget": "4.5", "budget_duration": `"1mo"`, "budget_reset_at": `"2026-02-01T00:00:00Z"`, "model_max_budget": `{"n":{"rpm_limit":3}}`}))},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -186,7 +187,8 @@ func TestBudgetDelete(t *testing.T) {
 		req{"POST", "/customer/new", `{"user_id":"b","budget_id":"tier"}`},
 	)
 	code, got := e.do("POST", "/budget/delete", `{"id":"tier"}`)
-	check(t, "delete", code, got, 200, budgetRowJSON("tier", kv{"max_budget": "4.0", "budget_duration": `"7d"`}))
+	// 2026-01-02 is a Friday: a weekly budget resets on Monday.
+	check(t, "delete", code, got, 200, budgetRowJSON("tier", kv{"max_budget": "4.0", "budget_duration": `"7d"`, "budget_reset_at": `"2026-01-05T00:00:00Z"`}))
 	// The customers stay, unlinked.
 	check(t, "customers", 200, e.ok("GET", "/customer/list", ""), 200, "["+customerInfoJSON("a", nil)+","+customerInfoJSON("b", nil)+"]")
 	check(t, "budgets", 200, e.ok("GET", "/budget/list", ""), 200, "[]")

@@ -61,6 +61,7 @@ func (s *server) customerNew(w http.ResponseWriter, r *http.Request) error {
 		// that budget wins over a budget_id sent with it.
 		inline = &store.Budget{CreatedAt: now, CreatedBy: adminName, UpdatedAt: now, UpdatedBy: adminName}
 		patch.apply(inline)
+		s.scheduleResets(inline, false, false)
 		c.BudgetID = nil
 	}
 	created, err := s.st.CreateCustomer(r.Context(), c, inline)
@@ -73,11 +74,11 @@ func (s *server) customerNew(w http.ResponseWriter, r *http.Request) error {
 	case err != nil:
 		return fmt.Errorf("create customer: %w", err)
 	}
-	budget, err := s.budgetOf(r.Context(), created)
+	shown, budget, err := s.presentOne(r.Context(), created)
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, newCustomerRow(created, budget))
+	return writeJSON(w, http.StatusOK, newCustomerRow(shown, budget))
 }
 
 // into adapts a (value, error) getter so several can be checked in one loop.
@@ -116,7 +117,7 @@ func (s *server) customerInfo(sparse bool) handlerFunc {
 		if err != nil {
 			return fmt.Errorf("get customer: %w", err)
 		}
-		budget, err := s.budgetOf(r.Context(), c)
+		c, budget, err := s.presentOne(r.Context(), c)
 		if err != nil {
 			return err
 		}
@@ -165,7 +166,7 @@ func (s *server) customerUpdate(w http.ResponseWriter, r *http.Request) error {
 	case err != nil:
 		return fmt.Errorf("update customer: %w", err)
 	}
-	budget, err := s.budgetOf(r.Context(), c)
+	c, budget, err := s.presentOne(r.Context(), c)
 	if err != nil {
 		return err
 	}
@@ -215,7 +216,7 @@ func (s *server) customerList(w http.ResponseWriter, r *http.Request) error {
 	}
 	out := make([]customerInfo, len(cs))
 	for i, c := range cs {
-		out[i] = newCustomerInfo(c, lookup(budgets, c.BudgetID))
+		out[i] = newCustomerInfo(s.present(c, budgets))
 	}
 	return writeJSON(w, http.StatusOK, out)
 }
@@ -258,40 +259,45 @@ func (s *server) setBlocked(w http.ResponseWriter, r *http.Request, blocked bool
 	}
 	out := blockedResponse{BlockedUsers: make([]customerRow, len(cs))}
 	for i, c := range cs {
-		out.BlockedUsers[i] = newCustomerRow(c, lookup(budgets, c.BudgetID))
+		out.BlockedUsers[i] = newCustomerRow(s.present(c, budgets))
 	}
 	return writeJSON(w, http.StatusOK, out)
 }
 
-// budgetOf returns c's budget, or nil when it has none.
-func (s *server) budgetOf(ctx context.Context, c store.Customer) (*store.Budget, error) {
-	budgets, err := s.budgetsOf(ctx, []store.Customer{c})
-	if err != nil {
-		return nil, err
-	}
-	return lookup(budgets, c.BudgetID), nil
-}
-
-// budgetsOf fetches each distinct budget the customers link to. A budget
-// deleted since the customer was read is left out: the store unlinks its
-// customers, so null is what a re-read would show.
+// budgetsOf fetches each distinct budget the customers link to, and the
+// default budget when one of them has none. A budget deleted since the
+// customer was read is left out: the store unlinks its customers, so null is
+// what a re-read would show.
 func (s *server) budgetsOf(ctx context.Context, cs []store.Customer) (map[string]store.Budget, error) {
 	out := make(map[string]store.Budget)
-	for _, c := range cs {
-		if c.BudgetID == nil {
-			continue
+	fetch := func(id string) error {
+		if _, ok := out[id]; ok {
+			return nil
 		}
-		if _, ok := out[*c.BudgetID]; ok {
-			continue
-		}
-		b, err := s.st.GetBudget(ctx, *c.BudgetID)
+		b, err := s.st.GetBudget(ctx, id)
 		if errors.Is(err, store.ErrNotFound) {
-			continue
+			return nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("get budget %q: %w", *c.BudgetID, err)
+			return fmt.Errorf("get budget %q: %w", id, err)
 		}
-		out[*c.BudgetID] = b
+		out[id] = b
+		return nil
+	}
+	for _, c := range cs {
+		if c.BudgetID != nil {
+			if err := fetch(*c.BudgetID); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if s.defaultBudgetID == "" {
+		return out, nil
+	}
+	for _, c := range cs {
+		if lookup(out, c.BudgetID) == nil {
+			return out, fetch(s.defaultBudgetID)
+		}
 	}
 	return out, nil
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/tollgate-dev/tollgate/store"
+	"github.com/tollgate-dev/tollgate/store/window"
 )
 
 // maxIDBytes bounds customer and budget ids: they become store keys and log
@@ -23,9 +24,6 @@ import (
 const maxIDBytes = 512
 
 var (
-	// durationRE is the budget_duration syntax: a positive count and a unit
-	// (seconds, minutes, hours, days, weeks, months).
-	durationRE = regexp.MustCompile(`^[1-9][0-9]*(s|m|h|d|w|mo)$`)
 	// decimalRE is the numeric-string syntax accepted for money: plain decimals,
 	// so "NaN", "inf", hex floats and Go's digit separators are rejected.
 	decimalRE = regexp.MustCompile(`^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$`)
@@ -282,16 +280,22 @@ func parseCount(name string, raw json.RawMessage) (int64, string) {
 	return n, ""
 }
 
-// parseDuration checks a budget_duration string.
+// parseDuration checks a budget_duration string: what window.Parse accepts,
+// so every stored duration has a schedule.
 func parseDuration(name string, raw json.RawMessage) (string, string) {
 	var s string
-	if json.Unmarshal(raw, &s) != nil || !durationRE.MatchString(s) {
-		if raw[0] != '"' {
-			s = string(raw)
+	if json.Unmarshal(raw, &s) == nil {
+		_, err := window.Parse(s)
+		switch {
+		case err == nil:
+			return s, ""
+		case errors.Is(err, window.ErrTooLong):
+			return "", fmt.Sprintf("%s must be at most about 100 years (36525d, 1200mo). Received: %s", name, s)
 		}
-		return "", fmt.Sprintf("%s must be a positive whole number followed by s, m, h, d, w or mo (e.g. \"30d\", \"1mo\"). Received: %s", name, s)
+	} else {
+		s = string(raw)
 	}
-	return s, ""
+	return "", fmt.Sprintf("%s must be a positive whole number followed by s, m, h, d, w or mo (e.g. \"30d\", \"1mo\"). Received: %s", name, s)
 }
 
 // parseTime checks an RFC 3339 timestamp and returns it in UTC.

@@ -44,6 +44,12 @@ type Config struct {
 	// Webhook, when set, is the configured webhook that
 	// GET /health/services?service=webhook tests; nil means webhook alerting is off.
 	Webhook WebhookSender
+	// Location is the time zone budget windows reset in (LiteLLM's
+	// litellm_settings.timezone); nil means UTC.
+	Location *time.Location
+	// DefaultBudgetID is litellm_settings.max_end_user_budget_id: the budget
+	// whose windows the spend of customers without one is shown in.
+	DefaultBudgetID string
 }
 
 type server struct {
@@ -57,6 +63,9 @@ type server struct {
 	outbox  Outbox
 	webhook WebhookSender
 	mux     *http.ServeMux
+	// loc and defaultBudgetID decide the budget windows shown (windows.go).
+	loc             *time.Location
+	defaultBudgetID string
 }
 
 // handlerFunc is a route handler. A returned *apiError is shown to the
@@ -76,6 +85,9 @@ func New(cfg Config, st store.Store) http.Handler {
 		outbox:  cfg.Outbox,
 		webhook: cfg.Webhook,
 		mux:     http.NewServeMux(),
+
+		loc:             utcOr(cfg.Location),
+		defaultBudgetID: cfg.DefaultBudgetID,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

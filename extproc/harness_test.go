@@ -82,7 +82,17 @@ func (f *fakeStore) RecordSpend(_ context.Context, l store.SpendLog) (store.Spen
 		}
 	}
 	f.spends = append(f.spends, l)
-	return store.SpendResult{}, nil
+	if l.CustomerID == "" {
+		return store.SpendResult{}, nil
+	}
+	// Like a real store: upsert the customer, rolling its windows over.
+	c, known := f.customers[l.CustomerID]
+	if !known {
+		c = store.Customer{UserID: l.CustomerID, CreatedAt: l.EndTime}
+	}
+	c.AddSpend(l, l.EndTime)
+	f.customers[l.CustomerID] = c
+	return store.SpendResult{Customer: c, Created: !known}, nil
 }
 
 func (f *fakeStore) recorded() []store.SpendLog {
@@ -132,9 +142,15 @@ func testConfig(t *testing.T) Config {
 // startServer serves NewServer(cfg, st) over an in-memory gRPC connection.
 func startServer(t *testing.T, cfg Config, st Store) extprocv3.ExternalProcessorClient {
 	t.Helper()
+	return serve(t, NewServer(cfg, st))
+}
+
+// serve serves s over an in-memory gRPC connection.
+func serve(t *testing.T, s *Server) extprocv3.ExternalProcessorClient {
+	t.Helper()
 	lis := bufconn.Listen(1 << 20)
 	srv := grpc.NewServer(grpc.MaxRecvMsgSize(64 << 20)) // as main.go: Envoy sends BUFFERED bodies whole
-	extprocv3.RegisterExternalProcessorServer(srv, NewServer(cfg, st))
+	extprocv3.RegisterExternalProcessorServer(srv, s)
 	go func() { _ = srv.Serve(lis) }()
 	t.Cleanup(srv.Stop)
 	conn, err := grpc.NewClient("passthrough:///bufconn",

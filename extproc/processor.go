@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/tollgate-dev/tollgate/extproc/limits"
 	"github.com/tollgate-dev/tollgate/extproc/pricing"
 	"github.com/tollgate-dev/tollgate/store"
 )
@@ -67,6 +68,23 @@ type processor struct {
 	partialResponse bool
 	// bodyChunks counts the response body messages read, for the logs.
 	bodyChunks int
+
+	// cust is the customer as admission read it (zero when not stored yet),
+	// and budget the budget that limits it (its own or the default), nil for
+	// none.
+	cust   store.Customer
+	budget *store.Budget
+	// modelBudget is the model_max_budget entry the request counts against.
+	modelBudget string
+	// ticket and modelTicket hold the request's place in the rate and
+	// parallel limits, holds its strict-budget reservations; finish gives
+	// them back.
+	ticket, modelTicket *limits.Ticket
+	holds               []*limits.Hold
+	// forwarded: every check passed and the request went upstream, so it
+	// counts against the rate limits with usedTokens.
+	forwarded  bool
+	usedTokens int64
 }
 
 func (p *processor) handle(ctx context.Context, req *extprocv3.ProcessingRequest) (*extprocv3.ProcessingResponse, error) {
@@ -228,6 +246,9 @@ func (p *processor) requestBody(ctx context.Context, b *extprocv3.HttpBody) *ext
 			}
 		}
 	}
+	if reject := p.limit(ctx, body); reject != nil {
+		return reject
+	}
 	if mutated := p.includeUsage(body); mutated != nil {
 		resp.GetRequestBody().Response = mutated
 	}
@@ -271,6 +292,8 @@ func (p *processor) tooLarge() *extprocv3.ProcessingResponse {
 
 // admit runs the admission check for p.customerID: blocked customers and
 // customers at or over their budget are rejected; a store failure fails closed.
+// Only the spend of the budget's current window counts: from a reset on, the
+// spend before it is zero here, whenever the store rolls it over.
 func (p *processor) admit(ctx context.Context) *extprocv3.ProcessingResponse {
 	ctx, cancel := context.WithTimeout(ctx, p.s.cfg.StoreTimeout)
 	defer cancel()
@@ -286,28 +309,34 @@ func (p *processor) admit(ctx context.Context) *extprocv3.ProcessingResponse {
 		return errorResponse(403, "customer_blocked",
 			"User blocked from making LLM API Calls. User="+id, "tollgate_customer_blocked")
 	}
-	b, ok, err := p.budget(ctx, c, known)
+	b, ok, err := p.budgetOf(ctx, c, known)
 	if err != nil {
 		return p.unavailable(err)
 	}
-	if !ok || b.MaxBudget == nil {
+	p.cust = c
+	if !ok {
+		return nil
+	}
+	p.budget = &b
+	if b.MaxBudget == nil {
 		return nil
 	}
 	// An unknown customer has spent nothing, so a default budget of 0 still
 	// blocks it: >= rather than LiteLLM's >.
-	if c.Spend >= *b.MaxBudget {
+	spend := c.SpendIn(store.BudgetWindow(b, p.start, p.s.cfg.Location), p.start)
+	if spend >= *b.MaxBudget {
 		p.log.Info("rejected", "reason", "budget exceeded", "customer", id, "budget_id", b.BudgetID,
-			"spend", c.Spend.String(), "max_budget", b.MaxBudget.String())
+			"spend", spend.String(), "max_budget", b.MaxBudget.String())
 		return errorResponse(p.s.cfg.BudgetExceededStatus, "budget_exceeded",
-			fmt.Sprintf("ExceededBudget: End User=%s over budget. Spend=%s, Budget=%s", id, c.Spend, *b.MaxBudget),
+			fmt.Sprintf("ExceededBudget: End User=%s over budget. Spend=%s, Budget=%s", id, spend, *b.MaxBudget),
 			"tollgate_budget_exceeded")
 	}
 	return nil
 }
 
-// budget returns the budget that limits customer c: its own, else the default
-// budget. ok is false when no budget applies.
-func (p *processor) budget(ctx context.Context, c store.Customer, known bool) (b store.Budget, ok bool, err error) {
+// budgetOf returns the budget that limits customer c: its own, else the
+// default budget. ok is false when no budget applies.
+func (p *processor) budgetOf(ctx context.Context, c store.Customer, known bool) (b store.Budget, ok bool, err error) {
 	if known && c.BudgetID != nil {
 		b, err := p.s.store.GetBudget(ctx, *c.BudgetID)
 		if err == nil {
@@ -488,6 +517,16 @@ func (p *processor) record(ctx context.Context, u responseUsage, estimated bool)
 		StartTime:           p.start,
 		EndTime:             p.s.cfg.Now(),
 	}
+	if b := p.budget; b != nil {
+		// The windows the spend counts in; the store rolls the customer's
+		// spend over when they are new.
+		l.Window = store.BudgetWindow(*b, l.EndTime, p.s.cfg.Location)
+		if p.modelBudget != "" {
+			l.ModelBudget = p.modelBudget
+			l.ModelWindow = store.ModelWindow(*b, p.modelBudget, l.EndTime, p.s.cfg.Location)
+		}
+	}
+	p.usedTokens = p.s.cfg.TokenCounting.Of(u.PromptTokens, u.CompletionTokens)
 	// The upstream has been paid for even if Envoy gives up on this stream, so
 	// the write outlives the stream's context.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.s.cfg.StoreTimeout)

@@ -23,9 +23,9 @@ type errorBody struct {
 	Code    string  `json:"code"`
 }
 
-// errorResponse is a local reply sent by Envoy instead of calling the upstream.
-// details shows up in Envoy's %RESPONSE_CODE_DETAILS%.
-func errorResponse(code int, typ, message, details string) *extprocv3.ProcessingResponse {
+// errorResponse is a local reply sent by Envoy instead of calling the upstream,
+// with extra headers if any. details shows up in Envoy's %RESPONSE_CODE_DETAILS%.
+func errorResponse(code int, typ, message, details string, headers ...*corev3.HeaderValueOption) *extprocv3.ProcessingResponse {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false) // ids with < or & read as sent, as in LiteLLM's bodies
@@ -34,9 +34,9 @@ func errorResponse(code int, typ, message, details string) *extprocv3.Processing
 	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ImmediateResponse{
 		ImmediateResponse: &extprocv3.ImmediateResponse{
 			Status: &typev3.HttpStatus{Code: typev3.StatusCode(code)},
-			Headers: &extprocv3.HeaderMutation{SetHeaders: []*corev3.HeaderValueOption{
+			Headers: &extprocv3.HeaderMutation{SetHeaders: append([]*corev3.HeaderValueOption{
 				setHeader("content-type", "application/json"),
-			}},
+			}, headers...)},
 			Body:    bytes.TrimSuffix(buf.Bytes(), []byte("\n")),
 			Details: details,
 		},

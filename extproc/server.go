@@ -1,7 +1,9 @@
 // Package extproc is tollgate's data plane: an Envoy external-processing (ext_proc)
 // gRPC service. For each LLM request it authenticates the caller, finds the
-// customer, rejects blocked or over-budget customers before the upstream is
-// called, and records what the response's usage cost once the response is in.
+// customer, rejects blocked customers and customers over their budget (in its
+// current window), model budget, rate, parallel or strict-budget limits before
+// the upstream is called, and records what the response's usage cost once the
+// response is in.
 package extproc
 
 import (
@@ -22,6 +24,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/tollgate-dev/tollgate/extproc/limits"
 	"github.com/tollgate-dev/tollgate/extproc/pricing"
 	"github.com/tollgate-dev/tollgate/store"
 )
@@ -71,6 +74,21 @@ type Config struct {
 	// are read STREAMED rather than BUFFERED, so Envoy never fails them.
 	// Default 32 MiB, the buffer limit in tollgate's Envoy configs.
 	MaxRequestBodyBytes int64
+	// Location is the time zone budget windows reset in (LiteLLM's
+	// litellm_settings.timezone): daily budgets at its midnight, monthly ones
+	// on the 1st. Default UTC.
+	Location *time.Location
+	// DisableBudgetReservation turns strict budgets off (LiteLLM's
+	// general_settings.disable_budget_reservation). With them on (the zero
+	// value), a request is forwarded only if its worst-case cost fits in the
+	// budget next to the spend and the reservations of requests in flight.
+	DisableBudgetReservation bool
+	// TokenCounting says which tokens count against tpm_limit (LiteLLM's
+	// general_settings.token_rate_limit_type); default total.
+	TokenCounting limits.Counting
+	// RateWindow is the length of an rpm/tpm window (LiteLLM's
+	// LITELLM_RATE_LIMIT_WINDOW_SIZE); default 60 s.
+	RateWindow time.Duration
 }
 
 // DefaultMaxRequestBodyBytes is Config.MaxRequestBodyBytes's default.
@@ -83,6 +101,11 @@ type Server struct {
 	store      Store
 	log        *slog.Logger
 	masterHash [sha256.Size]byte
+
+	// rates and ledger are the per-process admission state: rate windows
+	// and requests in flight, and strict-budget reservations.
+	rates  *limits.Rates
+	ledger *limits.Ledger
 
 	// defaultBudgetMissingLogged and unpricedLogged keep config problems to one
 	// log line each instead of one per request.
@@ -114,11 +137,16 @@ func NewServer(cfg Config, st Store) *Server {
 	if cfg.MaxRequestBodyBytes <= 0 {
 		cfg.MaxRequestBodyBytes = DefaultMaxRequestBodyBytes
 	}
+	if cfg.Location == nil {
+		cfg.Location = time.UTC
+	}
 	return &Server{
 		cfg:        cfg,
 		store:      st,
 		log:        cfg.Logger,
 		masterHash: sha256.Sum256([]byte(cfg.MasterKey)),
+		rates:      limits.NewRates(limits.Config{Window: cfg.RateWindow, Now: cfg.Now}),
+		ledger:     limits.NewLedger(),
 	}
 }
 
@@ -133,8 +161,9 @@ func randomID() string {
 func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error {
 	ctx := stream.Context()
 	p := &processor{s: s, log: s.log}
-	// However the stream ends, a response still streaming is charged.
-	defer p.abandon(ctx)
+	// However the stream ends, a response still streaming is charged and
+	// what admission took (a parallel slot, reservations) is given back.
+	defer p.finish(ctx)
 	for {
 		req, err := stream.Recv()
 		if errors.Is(err, io.EOF) || status.Code(err) == codes.Canceled {

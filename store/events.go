@@ -142,7 +142,8 @@ const budgetPrefix = "Customer Budget: "
 // spend_tracked follows every priced request (cost 0 included, as LiteLLM
 // sends it whenever a cost was computed). Budget events fire on the first
 // spend at or past their boundary that is not deduplicated: at most once per
-// customer, alert and budget window, and not again within BudgetAlertTTL.
+// customer, alert and budget window (l.Window), and not again within
+// BudgetAlertTTL.
 func (a Alerting) SpendEvents(l SpendLog, c Customer, b *Budget, marks AlertMarks, now time.Time) []Event {
 	if !a.Enabled || l.CustomerID == "" {
 		return nil
@@ -164,12 +165,13 @@ func (a Alerting) SpendEvents(l SpendLog, c Customer, b *Budget, marks AlertMark
 	if b == nil {
 		return out
 	}
-	w := BudgetWindow(*b)
+	// The window the spend was recorded in, as the caller found it.
+	w := l.Window
 	fire := func(alert string, typ EventType, message string) *Event {
-		if m, ok := marks[alert]; ok && (m.Window == w.ID || now.Sub(m.At) < a.BudgetAlertTTL) {
+		if m, ok := marks[alert]; ok && (m.Window == w.ID() || now.Sub(m.At) < a.BudgetAlertTTL) {
 			return nil
 		}
-		marks[alert] = AlertMark{Window: w.ID, At: now}
+		marks[alert] = AlertMark{Window: w.ID(), At: now}
 		e := base
 		e.Type, e.Spend, e.Message = typ, c.Spend, message
 		out = append(out, e)
@@ -216,7 +218,7 @@ func reached(spend, limit Nano, pct uint64) bool {
 // spend projected at the end, and when spend reaches limit. ok is false
 // unless that moment comes before the window ends.
 func project(spend, limit Nano, w Window, now time.Time) (projected Nano, at time.Time, ok bool) {
-	if !w.Bounded || spend <= 0 || !now.After(w.Start) || !now.Before(w.End) {
+	if !w.Bounded() || spend <= 0 || !now.After(w.Start) || !now.Before(w.End) {
 		return 0, time.Time{}, false
 	}
 	elapsed := uint64(now.Sub(w.Start))

@@ -12,6 +12,7 @@ func ptr[T any](v T) *T { return &v }
 func TestSpendEvents(t *testing.T) {
 	now := time.Date(2026, 3, 11, 0, 0, 0, 0, time.UTC)
 	resetAt := now.Add(9 * 24 * time.Hour) // a 10-day window that began a day ago
+	window := Window{Start: now.Add(-24 * time.Hour), End: resetAt, Reset: true}
 	windowID := resetAt.Format(time.RFC3339Nano)
 	policy := Alerting{Enabled: true, Token: "tok", BudgetAlertTTL: time.Hour}
 	max100 := &Budget{MaxBudget: ptr[Nano](100)}
@@ -111,7 +112,7 @@ func TestSpendEvents(t *testing.T) {
 		},
 		{
 			name: "sent in this window long ago: not again",
-			log:  SpendLog{RequestID: "r", CustomerID: "alice", Cost: 1}, spend: 100, budget: &Budget{MaxBudget: ptr[Nano](100), BudgetResetAt: &resetAt},
+			log:  SpendLog{RequestID: "r", CustomerID: "alice", Cost: 1, Window: window}, spend: 100, budget: &Budget{MaxBudget: ptr[Nano](100), BudgetResetAt: &resetAt},
 			marks:     AlertMarks{"budget_crossed": {Window: windowID, At: now.Add(-100 * time.Hour)}, "threshold_crossed:85": {Window: windowID, At: now}, "threshold_crossed:95": {Window: windowID, At: now}},
 			want:      []Event{tracked(1, "Customer spend tracked. Customer=alice, spend=1e-09", &Budget{MaxBudget: ptr[Nano](100), BudgetResetAt: &resetAt})},
 			wantMarks: AlertMarks{"budget_crossed": {Window: windowID, At: now.Add(-100 * time.Hour)}, "threshold_crossed:85": {Window: windowID, At: now}, "threshold_crossed:95": {Window: windowID, At: now}},
@@ -131,7 +132,7 @@ func TestSpendEvents(t *testing.T) {
 		},
 		{
 			name: "projected past the limit",
-			log:  SpendLog{RequestID: "r", CustomerID: "alice", Unpriced: true}, spend: 20, budget: &Budget{MaxBudget: ptr[Nano](100), BudgetDuration: ptr("10d"), BudgetResetAt: &resetAt}, marks: AlertMarks{},
+			log:  SpendLog{RequestID: "r", CustomerID: "alice", Unpriced: true, Window: window}, spend: 20, budget: &Budget{MaxBudget: ptr[Nano](100), BudgetDuration: ptr("10d"), BudgetResetAt: &resetAt}, marks: AlertMarks{},
 			want: []Event{func() Event {
 				e := budgetEvent(EventProjectedLimitExceeded, 20, "Customer Budget: Projected Limit Exceeded", &Budget{MaxBudget: ptr[Nano](100)})
 				e.ProjectedSpend = ptr[Nano](200)
@@ -141,13 +142,27 @@ func TestSpendEvents(t *testing.T) {
 			wantMarks: AlertMarks{"projected_limit_exceeded": {Window: windowID, At: now}},
 		},
 		{
+			name:  "a first window projects from the start its schedule gives it",
+			log:   SpendLog{RequestID: "r", CustomerID: "alice", Unpriced: true, Window: Window{Start: window.Start, End: resetAt}},
+			spend: 20, budget: &Budget{MaxBudget: ptr[Nano](100), BudgetDuration: ptr("10d"), BudgetResetAt: &resetAt}, marks: AlertMarks{},
+			want: []Event{func() Event {
+				e := budgetEvent(EventProjectedLimitExceeded, 20, "Customer Budget: Projected Limit Exceeded", &Budget{MaxBudget: ptr[Nano](100)})
+				e.ProjectedSpend = ptr[Nano](200)
+				e.ProjectedExceededDate = ptr(now.Add(4 * 24 * time.Hour))
+				return e
+			}()},
+			wantMarks: AlertMarks{"projected_limit_exceeded": {Window: windowID, At: now}},
+		},
+		{
 			name: "projected within the limit",
-			log:  SpendLog{RequestID: "r", CustomerID: "alice", Unpriced: true}, spend: 9, budget: &Budget{MaxBudget: ptr[Nano](100), BudgetDuration: ptr("10d"), BudgetResetAt: &resetAt}, marks: AlertMarks{},
+			log:  SpendLog{RequestID: "r", CustomerID: "alice", Unpriced: true, Window: window}, spend: 9, budget: &Budget{MaxBudget: ptr[Nano](100), BudgetDuration: ptr("10d"), BudgetResetAt: &resetAt}, marks: AlertMarks{},
 			wantMarks: AlertMarks{},
 		},
 		{
 			name: "no projection once the window has ended",
-			log:  SpendLog{RequestID: "r", CustomerID: "alice", Unpriced: true}, spend: 50, budget: &Budget{MaxBudget: ptr[Nano](100), BudgetDuration: ptr("1d"), BudgetResetAt: ptr(now.Add(-time.Second))}, marks: AlertMarks{},
+			log: SpendLog{RequestID: "r", CustomerID: "alice", Unpriced: true,
+				Window: Window{Start: now.Add(-24*time.Hour - time.Second), End: now.Add(-time.Second), Reset: true}},
+			spend: 50, budget: &Budget{MaxBudget: ptr[Nano](100), BudgetDuration: ptr("1d"), BudgetResetAt: ptr(now.Add(-time.Second))}, marks: AlertMarks{},
 			wantMarks: AlertMarks{},
 		},
 	}
@@ -213,80 +228,4 @@ func TestMulDiv(t *testing.T) {
 			}
 		})
 	}
-}
-
-func TestBudgetWindow(t *testing.T) {
-	end := time.Date(2026, 4, 1, 0, 0, 0, 0, time.FixedZone("X", 3600))
-	tests := []struct {
-		name   string
-		budget Budget
-		want   Window
-	}{
-		{"never resets", Budget{BudgetDuration: ptr("30d")}, Window{ID: "none"}},
-		{"reset time without a duration", Budget{BudgetResetAt: &end}, Window{ID: "2026-03-31T23:00:00Z"}},
-		{"month", Budget{BudgetResetAt: &end, BudgetDuration: ptr("1mo")}, Window{
-			ID: "2026-03-31T23:00:00Z", Bounded: true, Start: time.Date(2026, 2, 28, 23, 0, 0, 0, time.UTC), End: end.UTC(),
-		}},
-		{"days", Budget{BudgetResetAt: &end, BudgetDuration: ptr("2d")}, Window{
-			ID: "2026-03-31T23:00:00Z", Bounded: true, Start: time.Date(2026, 3, 29, 23, 0, 0, 0, time.UTC), End: end.UTC(),
-		}},
-		{"unparsable duration", Budget{BudgetResetAt: &end, BudgetDuration: ptr("soon")}, Window{ID: "2026-03-31T23:00:00Z"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if d := cmp.Diff(tt.want, BudgetWindow(tt.budget)); d != "" {
-				t.Errorf("window (-want +got):\n%s", d)
-			}
-		})
-	}
-}
-
-func TestBeforeDuration(t *testing.T) {
-	t0 := time.Date(2026, 3, 31, 12, 0, 0, 0, time.UTC)
-	tests := []struct {
-		in      string
-		want    time.Time
-		wantErr bool
-	}{
-		{in: "30s", want: t0.Add(-30 * time.Second)},
-		{in: "30m", want: t0.Add(-30 * time.Minute)},
-		{in: "30h", want: t0.Add(-30 * time.Hour)},
-		{in: "30d", want: t0.Add(-30 * 24 * time.Hour)},
-		{in: "2w", want: t0.Add(-14 * 24 * time.Hour)},
-		{in: "1mo", want: time.Date(2026, 2, 28, 12, 0, 0, 0, time.UTC)},
-		{in: "2mo", want: time.Date(2026, 1, 31, 12, 0, 0, 0, time.UTC)},
-		{in: "13mo", want: time.Date(2025, 2, 28, 12, 0, 0, 0, time.UTC)},
-		{in: "100000d", want: t0.Add(-100000 * 24 * time.Hour)},
-		{in: "100001d", wantErr: true},
-		{in: "0d", wantErr: true},
-		{in: "01d", wantErr: true},
-		{in: "d", wantErr: true},
-		{in: "5", wantErr: true},
-		{in: "5y", wantErr: true},
-		{in: "-5d", wantErr: true},
-		{in: "", wantErr: true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.in, func(t *testing.T) {
-			got, err := beforeDuration(t0, tt.in)
-			if (err != nil) != tt.wantErr || !got.Equal(tt.want) {
-				t.Errorf("beforeDuration(%q) = %v, %v; want %v, error %v", tt.in, got, err, tt.want, tt.wantErr)
-			}
-		})
-	}
-}
-
-// FuzzBeforeDuration: budget_duration comes from admin requests; parsing
-// never panics and an accepted duration always goes back in time.
-func FuzzBeforeDuration(f *testing.F) {
-	for _, s := range []string{"30s", "1mo", "7d", "0d", "99999999999999999999d", "", "mo"} {
-		f.Add(s)
-	}
-	t0 := time.Date(2026, 3, 31, 12, 0, 0, 0, time.UTC)
-	f.Fuzz(func(t *testing.T, s string) {
-		got, err := beforeDuration(t0, s)
-		if err == nil && !got.Before(t0) {
-			t.Errorf("beforeDuration(%q) = %v, not before %v", s, got, t0)
-		}
-	})
 }

@@ -41,9 +41,17 @@ func (e *MissingError) Is(target error) bool { return target == ErrNotFound }
 
 // Customer is an end user of the operator's product: LiteLLM's LiteLLM_EndUserTable.
 type Customer struct {
-	UserID             string
-	Alias              *string
-	Spend              Nano
+	UserID string
+	Alias  *string
+	// Spend is what the customer spent in the budget window that ends at
+	// WindowEnd; use SpendIn for what counts now.
+	Spend Nano
+	// WindowEnd is the reset that ends the window Spend was recorded in; zero
+	// when it was recorded without one (the budget never resets).
+	WindowEnd time.Time
+	// ModelSpend is the spend on each model_max_budget entry of the
+	// customer's budget, each in its own window; nil when there is none.
+	ModelSpend         map[string]ModelSpend
 	AllowedModelRegion *string
 	DefaultModel       *string
 	BudgetID           *string
@@ -82,6 +90,13 @@ type ModelBudget struct {
 	RPMLimit       *int64
 }
 
+// ModelSpend is a customer's spend on one model_max_budget entry, in the
+// entry's window that ends at WindowEnd (zero: the entry never resets).
+type ModelSpend struct {
+	Spend     Nano
+	WindowEnd time.Time
+}
+
 // CustomerPatch is a partial update of a customer. Nil fields are left unchanged;
 // non-nil fields are written even when they hold false, 0 or "" (LiteLLM drops
 // those by mistake; we do not).
@@ -118,6 +133,14 @@ type SpendLog struct {
 	Estimated           bool // tokens were counted locally, not reported by the upstream
 	StartTime           time.Time
 	EndTime             time.Time
+	// Window is the window of the customer's budget (its own or the default
+	// one) that the spend counts in, as the caller found it at EndTime; zero
+	// when the budget never resets or there is none.
+	Window Window
+	// ModelBudget names the model_max_budget entry of that budget the request
+	// counts against, "" for none; ModelWindow is that entry's window.
+	ModelBudget string
+	ModelWindow Window
 }
 
 // SpendResult is what RecordSpend did.
@@ -169,10 +192,14 @@ type Store interface {
 
 	// RecordSpend atomically writes the spend log and, when l.CustomerID is set,
 	// upserts the customer: created with Spend = l.Cost on first spend, incremented
-	// after. A RequestID that was already recorded returns ErrDuplicateRequest and
-	// changes nothing. With alerting enabled, the events Alerting.SpendEvents
-	// decides (with the customer's budget, or the default one) are written to
-	// the Outbox, with their dedup marks, in the same transaction.
+	// after, and rolled over in the same transaction when the window the stored
+	// spend belongs to has passed (Customer.AddSpend: Spend = l.Cost, WindowEnd =
+	// l.Window.End; likewise ModelSpend[l.ModelBudget]). Spend logs are never
+	// rolled over. A RequestID that was already recorded returns
+	// ErrDuplicateRequest and changes nothing. With alerting enabled, the
+	// events Alerting.SpendEvents decides (with the customer's budget, or the
+	// default one) are written to the Outbox, with their dedup marks, in the
+	// same transaction.
 	RecordSpend(ctx context.Context, l SpendLog) (SpendResult, error)
 	// SpendLogs returns the spend logs of one customer ("" = all) ordered by StartTime.
 	SpendLogs(ctx context.Context, customerID string) ([]SpendLog, error)

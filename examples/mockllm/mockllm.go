@@ -58,6 +58,9 @@ type Server struct {
 	count  int64
 	byPath map[string]int64
 	last   *Request
+	// inFlight counts LLM requests being served; maxInFlight is its peak
+	// since New or the last Reset.
+	inFlight, maxInFlight int64
 }
 
 // New returns a Server with no requests recorded.
@@ -82,6 +85,11 @@ type Request struct {
 type Stats struct {
 	Requests int64            `json:"requests"`
 	ByPath   map[string]int64 `json:"by_path"`
+	// InFlight is how many LLM requests are being served now, from the
+	// request's arrival until its handler returns (delays included);
+	// MaxInFlight is the most there were at once.
+	InFlight    int64 `json:"in_flight"`
+	MaxInFlight int64 `json:"max_in_flight"`
 }
 
 // Requests returns how many LLM requests were received: every request outside
@@ -96,7 +104,7 @@ func (s *Server) Requests() int64 {
 func (s *Server) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return Stats{Requests: s.count, ByPath: maps.Clone(s.byPath)}
+	return Stats{Requests: s.count, ByPath: maps.Clone(s.byPath), InFlight: s.inFlight, MaxInFlight: s.maxInFlight}
 }
 
 // Last returns the most recent LLM request, and false if there was none.
@@ -119,6 +127,7 @@ func (s *Server) Reset() {
 	s.count = 0
 	s.byPath = map[string]int64{}
 	s.last = nil
+	s.maxInFlight = s.inFlight
 }
 
 // ServeHTTP serves the LLM endpoints and /__mock/*.
@@ -127,6 +136,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveIntrospection(w, r)
 		return
 	}
+	s.enter()
+	defer s.leave()
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
 	rec := s.record(r, body)
 	w = &recordingWriter{ResponseWriter: w, rec: rec}
@@ -230,6 +241,20 @@ func route(path string) (endpoint, string) {
 		return messagesEndpoint, ""
 	}
 	return unknownEndpoint, ""
+}
+
+// enter and leave count the LLM requests being served.
+func (s *Server) enter() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.inFlight++
+	s.maxInFlight = max(s.maxInFlight, s.inFlight)
+}
+
+func (s *Server) leave() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.inFlight--
 }
 
 // record counts r and keeps it as the last request.

@@ -1,6 +1,7 @@
 package mockllm
 
 import (
+	"context"
 	"encoding/base64"
 	"fmt"
 	"io"
@@ -307,7 +308,7 @@ func TestResponses(t *testing.T) {
 			}
 			// Every request outside /__mock/ counts, whatever its outcome.
 			path, _, _ := strings.Cut(tt.path, "?")
-			if diff := cmp.Diff(Stats{Requests: 1, ByPath: map[string]int64{path: 1}}, s.Stats()); diff != "" {
+			if diff := cmp.Diff(Stats{Requests: 1, ByPath: map[string]int64{path: 1}, MaxInFlight: 1}, s.Stats()); diff != "" {
 				t.Errorf("stats (-want +got):\n%s", diff)
 			}
 		})
@@ -395,7 +396,7 @@ func TestIntrospection(t *testing.T) {
 	}{
 		{
 			name: "stats", method: "GET", path: "/__mock/stats",
-			want: jsonOK(`{"requests":3,"by_path":{"/v1/chat/completions":2,"/v1/embeddings":1}}`),
+			want: jsonOK(`{"requests":3,"by_path":{"/v1/chat/completions":2,"/v1/embeddings":1},"in_flight":0,"max_in_flight":1}`),
 		},
 		{
 			name: "last", method: "GET", path: "/__mock/last",
@@ -406,7 +407,7 @@ func TestIntrospection(t *testing.T) {
 		{name: "reset rejects GET", method: "GET", path: "/__mock/reset", want: jsonError(405, "invalid_request_error", "method not allowed")},
 		{name: "unknown", method: "GET", path: "/__mock/nope", want: jsonError(404, "invalid_request_error", "unknown path /__mock/nope")},
 		{name: "reset", method: "POST", path: "/__mock/reset", want: response{Status: 204}},
-		{name: "stats after reset", method: "GET", path: "/__mock/stats", want: jsonOK(`{"requests":0,"by_path":{}}`)},
+		{name: "stats after reset", method: "GET", path: "/__mock/stats", want: jsonOK(`{"requests":0,"by_path":{},"in_flight":0,"max_in_flight":0}`)},
 		{name: "last after reset", method: "GET", path: "/__mock/last", want: jsonError(404, "invalid_request_error", "no request received yet")},
 	}
 	for _, st := range steps {
@@ -469,4 +470,53 @@ func TestConcurrentRequests(t *testing.T) {
 	if got := s.Requests(); got != n {
 		t.Errorf("Requests() = %d, want %d", got, n)
 	}
+}
+
+// TestInFlight: concurrent requests are counted while they are served, and
+// the peak stays after they end, until Reset.
+func TestInFlight(t *testing.T) {
+	s := newServer()
+	var wg sync.WaitGroup
+	release := make(chan struct{})
+	for range 3 {
+		wg.Go(func() {
+			ctx, cancel := contextUntil(release)
+			defer cancel()
+			req := httptest.NewRequestWithContext(ctx, "POST", "/v1/chat/completions", strings.NewReader(`{"model":"m","messages":[]}`))
+			req.Header.Set("x-mock-delay-ms", "60000") // held until the client goes away
+			s.ServeHTTP(httptest.NewRecorder(), req)
+		})
+	}
+	deadline := time.After(10 * time.Second)
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for s.Stats().InFlight != 3 {
+		select {
+		case <-deadline:
+			t.Fatalf("in flight = %d, want 3", s.Stats().InFlight)
+		case <-tick.C:
+		}
+	}
+	close(release)
+	wg.Wait()
+	if got := s.Stats(); got.InFlight != 0 || got.MaxInFlight != 3 {
+		t.Errorf("after: in flight %d, peak %d; want 0 and 3", got.InFlight, got.MaxInFlight)
+	}
+	s.Reset()
+	if got := s.Stats().MaxInFlight; got != 0 {
+		t.Errorf("peak after Reset = %d, want 0", got)
+	}
+}
+
+// contextUntil is a context that ends when done is closed.
+func contextUntil(done <-chan struct{}) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		select {
+		case <-done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
 }

@@ -70,7 +70,16 @@ type Price struct {
 	// tiers are LiteLLM's long-context prices (input_cost_per_token_above_200k_tokens
 	// and friends), highest threshold first.
 	tiers []tier
+	// maxOutput is the most tokens one response of the model can have
+	// (max_output_tokens); 0 when the price map does not say.
+	maxOutput int64
 }
+
+// MaxOutputTokens returns the most completion tokens one response of the
+// model can have, from the price map's max_output_tokens (else its legacy
+// max_tokens); 0 when the map does not say. Strict budgets reserve it for
+// requests that set no max_tokens.
+func (p Price) MaxOutputTokens() int64 { return p.maxOutput }
 
 // rates are the prices that change with a long-context tier.
 type rates struct {
@@ -168,13 +177,17 @@ type Table struct {
 func Default() *Table { return defaultTable() }
 
 // entry is the part of a LiteLLM price-map entry tollgate uses; other fields
-// (max_tokens, litellm_provider, supports_*, …) are ignored.
+// (litellm_provider, supports_*, …) are ignored.
 type entry struct {
 	Input         *float64 `json:"input_cost_per_token"`
 	Output        *float64 `json:"output_cost_per_token"`
 	CacheRead     *float64 `json:"cache_read_input_token_cost"`
 	CacheCreation *float64 `json:"cache_creation_input_token_cost"`
 	Reasoning     *float64 `json:"output_cost_per_reasoning_token"`
+	// MaxOutput and MaxTokens (its older name) are numbers in LiteLLM's map,
+	// but some entries hold strings; those are ignored rather than fatal.
+	MaxOutput any `json:"max_output_tokens"`
+	MaxTokens any `json:"max_tokens"`
 }
 
 // tierKey matches LiteLLM's long-context price fields, such as
@@ -306,7 +319,24 @@ func (e entry) price() (Price, error) {
 	if p.reasoning, p.hasReasoning, err = picoUSD("output_cost_per_reasoning_token", e.Reasoning); err != nil {
 		return Price{}, err
 	}
+	p.maxOutput = tokenCount(e.MaxOutput)
+	if p.maxOutput == 0 {
+		p.maxOutput = tokenCount(e.MaxTokens)
+	}
 	return p, nil
+}
+
+// maxTokenCount bounds a token limit from the price map: the largest real
+// ones are in the millions.
+const maxTokenCount = 1 << 40
+
+// tokenCount reads a positive whole token count; anything else is 0.
+func tokenCount(v any) int64 {
+	f, ok := v.(float64)
+	if !ok || f < 1 || f > maxTokenCount || f != math.Trunc(f) {
+		return 0
+	}
+	return int64(f)
 }
 
 // picoUSD converts a USD-per-token price; nil means "not set".

@@ -299,6 +299,33 @@ func TestParse(t *testing.T) {
 	}
 }
 
+func TestMaxOutputTokens(t *testing.T) {
+	tab := mustParse(t, `{
+		"new":      {"input_cost_per_token": 1e-06, "max_output_tokens": 16384, "max_tokens": 4096},
+		"legacy":   {"input_cost_per_token": 1e-06, "max_tokens": 4096},
+		"text":     {"input_cost_per_token": 1e-06, "max_output_tokens": "16k"},
+		"fraction": {"input_cost_per_token": 1e-06, "max_output_tokens": 10.5},
+		"none":     {"input_cost_per_token": 1e-06}
+	}`)
+	want := map[string]int64{"new": 16384, "legacy": 4096, "text": 0, "fraction": 0, "none": 0}
+	for model, n := range want {
+		if got := mustLookup(t, tab, model).MaxOutputTokens(); got != n {
+			t.Errorf("%s: MaxOutputTokens = %d, want %d", model, got, n)
+		}
+	}
+	in := 2e-06
+	over, err := tab.Override("new", &in, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := mustLookup(t, over, "new").MaxOutputTokens(); got != 16384 {
+		t.Errorf("after a price override: MaxOutputTokens = %d, want 16384 kept", got)
+	}
+	if got := mustLookup(t, Default(), "gpt-4o").MaxOutputTokens(); got != 16384 {
+		t.Errorf("embedded gpt-4o: MaxOutputTokens = %d, want 16384", got)
+	}
+}
+
 func TestMerge(t *testing.T) {
 	base := mustParse(t, `{"a": {"input_cost_per_token": 1e-06}, "b": {"input_cost_per_token": 2e-06}}`)
 	over := mustParse(t, `{"b": {"input_cost_per_token": 5e-06}, "c": {"input_cost_per_token": 7e-06}}`)

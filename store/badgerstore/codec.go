@@ -17,25 +17,38 @@ import (
 //
 // A record is a format byte, a flags byte, then fields in a fixed order:
 // integers as varints, strings as length-prefixed bytes, times as varint Unix
-// seconds plus nanoseconds. A new field means a new format byte.
+// seconds plus nanoseconds. A new field means a new format byte; older
+// formats stay readable.
 const (
-	customerFormat byte = 1
-	logFormat      byte = 1
+	customerFormat byte = 2 // 1 + budget windows (WindowEnd, ModelSpend)
+	logFormat      byte = 2 // 1 + budget windows (Window, ModelBudget, ModelWindow)
 )
 
-// Customer flags: Blocked, then which optional strings follow.
+// The formats before budget windows: the same fields without the window ones.
+const (
+	customerFormatV1 byte = 1
+	logFormatV1      byte = 1
+)
+
+// Customer flags: Blocked, then which optional fields follow.
 const (
 	flagBlocked = 1 << iota
 	flagAlias
 	flagRegion
 	flagDefaultModel
 	flagBudgetID
+	flagWindowEnd  // format 2
+	flagModelSpend // format 2
 )
 
 // Spend log flags.
 const (
 	flagUnpriced = 1 << iota
 	flagEstimated
+	flagWindow      // format 2: Window's start and end follow
+	flagWindowReset // format 2
+	flagModelBudget // format 2: ModelBudget and ModelWindow follow
+	flagModelWindowReset
 )
 
 var errCorrupt = errors.New("corrupt record")
@@ -67,16 +80,35 @@ func (r customerRec) MarshalBinary() ([]byte, error) {
 			b = appendString(b, *f.s)
 		}
 	}
+	if !r.WindowEnd.IsZero() {
+		flags |= flagWindowEnd
+		b = appendStamp(b, r.WindowEnd)
+	}
+	if len(r.ModelSpend) > 0 {
+		flags |= flagModelSpend
+		b = binary.AppendUvarint(b, uint64(len(r.ModelSpend)))
+		// Sorted, so the same record always encodes to the same bytes.
+		for _, model := range slices.Sorted(maps.Keys(r.ModelSpend)) {
+			ms := r.ModelSpend[model]
+			b = appendString(b, model)
+			b = binary.AppendVarint(b, int64(ms.Spend))
+			b = appendStamp(b, ms.WindowEnd)
+		}
+	}
 	b[1] = flags
 	return b, nil
 }
 
 func (r *customerRec) UnmarshalBinary(b []byte) error {
 	d := decoder{b: b}
-	if d.byte() != customerFormat {
+	format := d.byte()
+	if format != customerFormat && format != customerFormatV1 {
 		return fmt.Errorf("%w: unknown customer format", errCorrupt)
 	}
 	flags := d.byte()
+	if format == customerFormatV1 && flags&(flagWindowEnd|flagModelSpend) != 0 {
+		return fmt.Errorf("%w: window fields in a format 1 customer", errCorrupt)
+	}
 	*r = customerRec{
 		Spend:     store.Nano(d.varint()),
 		CreatedAt: d.stamp(),
@@ -87,6 +119,20 @@ func (r *customerRec) UnmarshalBinary(b []byte) error {
 	r.AllowedModelRegion = d.optString(flags, flagRegion)
 	r.DefaultModel = d.optString(flags, flagDefaultModel)
 	r.BudgetID = d.optString(flags, flagBudgetID)
+	if flags&flagWindowEnd != 0 {
+		r.WindowEnd = d.stamp()
+	}
+	if flags&flagModelSpend != 0 {
+		n := d.uvarint()
+		if n == 0 || n > uint64(len(d.b)) {
+			return fmt.Errorf("%w: model spend count", errCorrupt)
+		}
+		r.ModelSpend = make(map[string]store.ModelSpend, n)
+		for range n {
+			model := d.string()
+			r.ModelSpend[model] = store.ModelSpend{Spend: store.Nano(d.varint()), WindowEnd: d.stamp()}
+		}
+	}
 	return d.done()
 }
 
@@ -111,15 +157,37 @@ func (r logRec) MarshalBinary() ([]byte, error) {
 		b = binary.AppendVarint(b, v)
 	}
 	b = appendStamp(b, r.StartTime)
-	return appendStamp(b, r.EndTime), nil
+	b = appendStamp(b, r.EndTime)
+	if r.Window != (store.Window{}) {
+		b[1] |= flagWindow
+		if r.Window.Reset {
+			b[1] |= flagWindowReset
+		}
+		b = appendStamp(appendStamp(b, r.Window.Start), r.Window.End)
+	}
+	if r.ModelBudget != "" {
+		b[1] |= flagModelBudget
+		if r.ModelWindow.Reset {
+			b[1] |= flagModelWindowReset
+		}
+		b = appendString(b, r.ModelBudget)
+		b = appendStamp(appendStamp(b, r.ModelWindow.Start), r.ModelWindow.End)
+	}
+	return b, nil
 }
 
 func (r *logRec) UnmarshalBinary(b []byte) error {
 	d := decoder{b: b}
-	if d.byte() != logFormat {
+	format := d.byte()
+	if format != logFormat && format != logFormatV1 {
 		return fmt.Errorf("%w: unknown spend log format", errCorrupt)
 	}
 	flags := d.byte()
+	const v2 = flagWindow | flagWindowReset | flagModelBudget | flagModelWindowReset
+	if format == logFormatV1 && flags&v2 != 0 || flags&flagWindowReset != 0 && flags&flagWindow == 0 ||
+		flags&flagModelWindowReset != 0 && flags&flagModelBudget == 0 {
+		return fmt.Errorf("%w: spend log flags", errCorrupt)
+	}
 	*r = logRec{
 		ClientRequestID:     d.string(),
 		CustomerID:          d.string(),
@@ -136,6 +204,15 @@ func (r *logRec) UnmarshalBinary(b []byte) error {
 		EndTime:             d.stamp(),
 		Unpriced:            flags&flagUnpriced != 0,
 		Estimated:           flags&flagEstimated != 0,
+	}
+	if flags&flagWindow != 0 {
+		r.Window = store.Window{Start: d.stamp(), End: d.stamp(), Reset: flags&flagWindowReset != 0}
+	}
+	if flags&flagModelBudget != 0 {
+		if r.ModelBudget = d.string(); r.ModelBudget == "" {
+			return fmt.Errorf("%w: empty model budget", errCorrupt)
+		}
+		r.ModelWindow = store.Window{Start: d.stamp(), End: d.stamp(), Reset: flags&flagModelWindowReset != 0}
 	}
 	return d.done()
 }

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/tollgate-dev/tollgate/store"
 )
 
 var (
@@ -27,6 +29,9 @@ func TestCustomerRecRoundTrip(t *testing.T) {
 		{"empty strings are not nil", customerRec{Alias: ptr(""), AllowedModelRegion: ptr(""), DefaultModel: ptr(""), BudgetID: ptr("")}},
 		{"negative spend and old times", customerRec{Spend: -5, CreatedAt: preEpoch, UpdatedAt: time.Unix(-1, 999_999_999).UTC()}},
 		{"only some strings", customerRec{DefaultModel: ptr("m"), Spend: 1 << 62}},
+		{"budget windows", customerRec{Spend: 9, WindowEnd: t0, CreatedAt: preEpoch, ModelSpend: map[string]store.ModelSpend{
+			"gpt-4o": {Spend: 4, WindowEnd: t0.Add(time.Hour)}, "forever": {Spend: 2}, "": {Spend: -1, WindowEnd: preEpoch},
+		}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -57,6 +62,12 @@ func TestLogRecRoundTrip(t *testing.T) {
 			ReasoningTokens: 6, Cost: 7, Unpriced: true, Estimated: true, StartTime: t0, EndTime: t0.Add(time.Millisecond),
 		}},
 		{"unicode and large numbers", logRec{Model: "modèle-✓", PromptTokens: 1 << 40, Cost: -1, StartTime: preEpoch}},
+		{"budget windows", logRec{CustomerID: "alice", Cost: 3,
+			Window:      store.Window{Start: t0, End: t0.Add(time.Hour), Reset: true},
+			ModelBudget: "gpt-4o", ModelWindow: store.Window{Start: preEpoch, End: t0}}},
+		{"a first window and a one-time reset", logRec{
+			Window:      store.Window{Start: t0, End: t0.Add(time.Hour)},
+			ModelBudget: "m", ModelWindow: store.Window{Start: t0, Reset: true}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -72,6 +83,35 @@ func TestLogRecRoundTrip(t *testing.T) {
 				t.Errorf("round trip (-want +got):\n%s", d)
 			}
 		})
+	}
+}
+
+// TestDecodeFormat1: records written before budget windows still read.
+func TestDecodeFormat1(t *testing.T) {
+	cust := customerRec{Alias: ptr("Alice"), Spend: 5, BudgetID: ptr("pro"), CreatedAt: t0, UpdatedAt: t0}
+	b, err := cust.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[0] = customerFormatV1 // without window fields the layouts are the same
+	var gotCust customerRec
+	if err := gotCust.UnmarshalBinary(b); err != nil {
+		t.Fatalf("format 1 customer: %v", err)
+	}
+	if d := cmp.Diff(cust, gotCust); d != "" {
+		t.Errorf("format 1 customer (-want +got):\n%s", d)
+	}
+	l := logRec{CustomerID: "alice", Model: "m", Cost: 7, Unpriced: true, StartTime: t0, EndTime: t0}
+	if b, err = l.MarshalBinary(); err != nil {
+		t.Fatal(err)
+	}
+	b[0] = logFormatV1
+	var gotLog logRec
+	if err := gotLog.UnmarshalBinary(b); err != nil {
+		t.Fatalf("format 1 log: %v", err)
+	}
+	if d := cmp.Diff(l, gotLog); d != "" {
+		t.Errorf("format 1 log (-want +got):\n%s", d)
 	}
 }
 
@@ -98,6 +138,11 @@ func TestDecodeRejectsCorrupt(t *testing.T) {
 		{"log empty", nil, true},
 		{"log truncated", goodLog[:len(goodLog)-2], true},
 		{"log string longer than record", []byte{logFormat, 0, 100, 'a'}, true},
+		{"window flag in format 1", append([]byte{customerFormatV1, flagWindowEnd}, good[2:]...), false},
+		{"model spend count of zero", append(append([]byte{customerFormat, flagModelSpend}, good[2:]...), 0), false},
+		{"log window flag in format 1", append([]byte{logFormatV1, flagWindow}, goodLog[2:]...), true},
+		{"log window reset without a window", append([]byte{logFormat, flagWindowReset}, goodLog[2:]...), true},
+		{"log empty model budget", append(append([]byte{logFormat, flagModelBudget}, goodLog[2:]...), 0, 0, 0, 0, 0, 0, 0), true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -117,7 +162,8 @@ func TestDecodeRejectsCorrupt(t *testing.T) {
 // FuzzCustomerRec: decoding never panics, and what decodes re-encodes to a
 // record that decodes the same.
 func FuzzCustomerRec(f *testing.F) {
-	for _, r := range []customerRec{{}, {Alias: ptr("a"), BudgetID: ptr(""), Spend: -3, Blocked: true, CreatedAt: t0}} {
+	for _, r := range []customerRec{{}, {Alias: ptr("a"), BudgetID: ptr(""), Spend: -3, Blocked: true, CreatedAt: t0},
+		{Spend: 1, WindowEnd: t0, ModelSpend: map[string]store.ModelSpend{"m": {Spend: 2, WindowEnd: t0}}}} {
 		b, _ := r.MarshalBinary()
 		f.Add(b)
 	}
@@ -142,7 +188,8 @@ func FuzzCustomerRec(f *testing.F) {
 }
 
 func FuzzLogRec(f *testing.F) {
-	for _, r := range []logRec{{}, {CustomerID: "c", Model: "m", Cost: 9, Estimated: true, StartTime: t0, EndTime: preEpoch}} {
+	for _, r := range []logRec{{}, {CustomerID: "c", Model: "m", Cost: 9, Estimated: true, StartTime: t0, EndTime: preEpoch},
+		{Window: store.Window{Start: t0, End: t0, Reset: true}, ModelBudget: "m", ModelWindow: store.Window{End: t0}}} {
 		b, _ := r.MarshalBinary()
 		f.Add(b)
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -71,6 +72,8 @@ func customerLogKey(l store.SpendLog) []byte {
 type customerRec struct {
 	Alias              *string
 	Spend              store.Nano
+	WindowEnd          time.Time
+	ModelSpend         map[string]store.ModelSpend
 	AllowedModelRegion *string
 	DefaultModel       *string
 	BudgetID           *string
@@ -83,6 +86,8 @@ func customerRecOf(c store.Customer) customerRec {
 	return customerRec{
 		Alias:              c.Alias,
 		Spend:              c.Spend,
+		WindowEnd:          c.WindowEnd,
+		ModelSpend:         maps.Clone(c.ModelSpend),
 		AllowedModelRegion: c.AllowedModelRegion,
 		DefaultModel:       c.DefaultModel,
 		BudgetID:           c.BudgetID,
@@ -97,6 +102,8 @@ func (r customerRec) customer(id string) store.Customer {
 		UserID:             id,
 		Alias:              r.Alias,
 		Spend:              r.Spend,
+		WindowEnd:          r.WindowEnd,
+		ModelSpend:         maps.Clone(r.ModelSpend),
 		AllowedModelRegion: r.AllowedModelRegion,
 		DefaultModel:       r.DefaultModel,
 		BudgetID:           r.BudgetID,
@@ -208,6 +215,17 @@ type logRec struct {
 	Estimated           bool
 	StartTime           time.Time
 	EndTime             time.Time
+	Window              store.Window
+	ModelBudget         string
+	ModelWindow         store.Window
+}
+
+// utcWindow drops the zone and monotonic reading, as a stored time has none.
+func utcWindow(w store.Window) store.Window {
+	if w == (store.Window{}) {
+		return w
+	}
+	return store.Window{Start: w.Start.UTC().Round(0), End: w.End.UTC().Round(0), Reset: w.Reset}
 }
 
 func logRecOf(l store.SpendLog) logRec {
@@ -227,6 +245,9 @@ func logRecOf(l store.SpendLog) logRec {
 		Estimated:           l.Estimated,
 		StartTime:           l.StartTime.UTC().Round(0),
 		EndTime:             l.EndTime.UTC().Round(0),
+		Window:              utcWindow(l.Window),
+		ModelBudget:         l.ModelBudget,
+		ModelWindow:         utcWindow(l.ModelWindow),
 	}
 }
 
@@ -248,6 +269,9 @@ func (r logRec) spendLog(requestID string) store.SpendLog {
 		Estimated:           r.Estimated,
 		StartTime:           r.StartTime,
 		EndTime:             r.EndTime,
+		Window:              r.Window,
+		ModelBudget:         r.ModelBudget,
+		ModelWindow:         r.ModelWindow,
 	}
 }
 

@@ -156,7 +156,11 @@ func (s *Store) applySpend(txn *badger.Txn, batch []*spendReq, results []spendRe
 			}
 			customers[l.CustomerID] = c
 		}
-		c.Spend += l.Cost
+		// The rollover: a spend whose window has passed starts over here,
+		// in the same transaction as the log.
+		cust := c.customer(l.CustomerID)
+		cust.AddSpend(l, now)
+		c.Spend, c.WindowEnd, c.ModelSpend = cust.Spend, cust.WindowEnd, cust.ModelSpend
 		c.UpdatedAt = now
 		results[i].res.Customer = c.customer(l.CustomerID)
 		if alerts != nil {

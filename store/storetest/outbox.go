@@ -518,32 +518,28 @@ func testDeliveriesAndReplay(t *testing.T, open outboxOpener) {
 	}
 }
 
-// testAlertWindowsAndTTL: a budget event fires once per window, and not again
-// within budget_alert_ttl even when a new window began.
+// testAlertWindowsAndTTL: a budget event fires once per window (the log's
+// Window), and not again within budget_alert_ttl even when a new window began.
 func testAlertWindowsAndTTL(t *testing.T, open outboxOpener) {
 	c := &clock{t: eventTime}
 	s := open(t, on(), c.now)
-	window1 := eventTime.Add(10 * 24 * time.Hour)
-	mustCreateBudget(t, s, store.Budget{BudgetID: "monthly", MaxBudget: ptr[store.Nano](100), BudgetResetAt: &window1})
+	window1 := store.Window{Start: eventTime.Add(-20 * 24 * time.Hour), End: eventTime.Add(10 * 24 * time.Hour), Reset: true}
+	window2 := store.Window{Start: window1.End, End: window1.End.Add(30 * 24 * time.Hour), Reset: true}
+	mustCreateBudget(t, s, store.Budget{BudgetID: "monthly", MaxBudget: ptr[store.Nano](100), BudgetDuration: ptr("30d"), BudgetResetAt: &window1.End})
 	mustCreateCustomer(t, s, store.Customer{UserID: "alice", BudgetID: ptr("monthly")}, nil)
-	moveWindow := func(end time.Time) {
-		t.Helper()
-		if _, err := s.UpdateBudget(t.Context(), "monthly", func(b *store.Budget) error { b.BudgetResetAt = &end; return nil }); err != nil {
-			t.Fatalf("UpdateBudget: %v", err)
-		}
-	}
 	steps := []struct {
-		name string
-		at   time.Time
-		do   func()
-		want []store.EventType
+		name   string
+		at     time.Time
+		window store.Window
+		do     func()
+		want   []store.EventType
 	}{
-		{name: "crossing fires every boundary", at: eventTime, want: []store.EventType{"spend_tracked", "threshold_crossed", "threshold_crossed", "budget_crossed"}},
-		{name: "same window: nothing again", at: eventTime.Add(time.Hour), want: []store.EventType{"spend_tracked"}},
-		{name: "new window within the TTL: nothing", at: eventTime.Add(2 * time.Hour), do: func() { moveWindow(window1.Add(30 * 24 * time.Hour)) }, want: []store.EventType{"spend_tracked"}},
-		{name: "new window after the TTL: fires again", at: eventTime.Add(25 * time.Hour), want: []store.EventType{"spend_tracked", "threshold_crossed", "threshold_crossed", "budget_crossed"}},
-		{name: "same window long after the TTL: nothing", at: eventTime.Add(72 * time.Hour), want: []store.EventType{"spend_tracked"}},
-		{name: "a deleted and recreated customer starts afresh", at: eventTime.Add(73 * time.Hour), do: func() {
+		{name: "crossing fires every boundary", at: eventTime, window: window1, want: []store.EventType{"spend_tracked", "threshold_crossed", "threshold_crossed", "budget_crossed"}},
+		{name: "same window: nothing again", at: eventTime.Add(time.Hour), window: window1, want: []store.EventType{"spend_tracked"}},
+		{name: "new window within the TTL: nothing", at: eventTime.Add(2 * time.Hour), window: window2, want: []store.EventType{"spend_tracked"}},
+		{name: "new window after the TTL: fires again", at: eventTime.Add(25 * time.Hour), window: window2, want: []store.EventType{"spend_tracked", "threshold_crossed", "threshold_crossed", "budget_crossed"}},
+		{name: "same window long after the TTL: nothing", at: eventTime.Add(72 * time.Hour), window: window2, want: []store.EventType{"spend_tracked"}},
+		{name: "a deleted and recreated customer starts afresh", at: eventTime.Add(73 * time.Hour), window: window2, do: func() {
 			if _, err := s.DeleteCustomers(t.Context(), []string{"alice"}); err != nil {
 				t.Fatalf("DeleteCustomers: %v", err)
 			}
@@ -555,7 +551,7 @@ func testAlertWindowsAndTTL(t *testing.T, open outboxOpener) {
 		if st.do != nil {
 			st.do()
 		}
-		res := mustRecordSpend(t, s, store.SpendLog{RequestID: fmt.Sprint(i), CustomerID: "alice", Cost: 100})
+		res := mustRecordSpend(t, s, store.SpendLog{RequestID: fmt.Sprint(i), CustomerID: "alice", Cost: 100, Window: st.window})
 		var got []store.EventType
 		for _, e := range res.Events {
 			got = append(got, e.Type)
@@ -591,13 +587,15 @@ func testProjectedLimit(t *testing.T, open outboxOpener) {
 		}
 		return out
 	}
+	// The window the caller found the spend in.
+	w := store.Window{Start: start, End: end, Reset: true}
 	// One day into ten, 200 spent: 2000 by the end, 1000 reached on day 5.
-	res := mustRecordSpend(t, s, store.SpendLog{RequestID: "f1", CustomerID: "fast", Cost: 200})
+	res := mustRecordSpend(t, s, store.SpendLog{RequestID: "f1", CustomerID: "fast", Cost: 200, Window: w})
 	diff(t, "fast customer", []store.Event{projected("f1", 200, 2000, start.Add(5*24*time.Hour))}, budgetEvents(res), ignoreIDs)
-	res = mustRecordSpend(t, s, store.SpendLog{RequestID: "f2", CustomerID: "fast", Cost: 100})
+	res = mustRecordSpend(t, s, store.SpendLog{RequestID: "f2", CustomerID: "fast", Cost: 100, Window: w})
 	diff(t, "fast customer again in the same window", []store.Event(nil), budgetEvents(res))
 	// 90 in a day projects 900: within the budget.
-	res = mustRecordSpend(t, s, store.SpendLog{RequestID: "s1", CustomerID: "slow", Cost: 90})
+	res = mustRecordSpend(t, s, store.SpendLog{RequestID: "s1", CustomerID: "slow", Cost: 90, Window: w})
 	diff(t, "slow customer", []store.Event(nil), budgetEvents(res))
 	res = mustRecordSpend(t, s, store.SpendLog{RequestID: "u1", CustomerID: "unwindowed", Cost: 200})
 	diff(t, "budget without a window", []store.Event(nil), budgetEvents(res))

@@ -3,6 +3,8 @@ package storetest
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -311,5 +313,131 @@ func testClosed(t *testing.T, open opener) {
 		if !errors.Is(err, store.ErrClosed) {
 			t.Errorf("%s after Close: error = %v, want ErrClosed", name, err)
 		}
+	}
+}
+
+// testRecordSpendWindows: RecordSpend rolls a customer's spend over when the
+// window it belongs to has passed, in the same write, and per model budget
+// too; the spend logs of past windows stay.
+func testRecordSpendWindows(t *testing.T, open opener) {
+	s := open(t)
+	t0 := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	w1 := store.Window{Start: t0, End: t0.Add(30 * time.Second), Reset: true}
+	w2 := store.Window{Start: w1.End, End: w1.End.Add(30 * time.Second), Reset: true}
+	d1 := store.Window{Start: t0, End: t0.Add(24 * time.Hour), Reset: true}
+	d2 := store.Window{Start: d1.End, End: d1.End.Add(24 * time.Hour), Reset: true}
+	steps := []struct {
+		name string
+		log  store.SpendLog
+		want store.Customer
+	}{
+		{
+			name: "first spend opens its window",
+			log:  store.SpendLog{RequestID: "r1", CustomerID: "alice", Cost: 10, EndTime: t0.Add(time.Second), Window: w1},
+			want: store.Customer{UserID: "alice", Spend: 10, WindowEnd: w1.End},
+		},
+		{
+			name: "same window adds",
+			log:  store.SpendLog{RequestID: "r2", CustomerID: "alice", Cost: 5, EndTime: t0.Add(29 * time.Second), Window: w1},
+			want: store.Customer{UserID: "alice", Spend: 15, WindowEnd: w1.End},
+		},
+		{
+			name: "at the reset instant the window starts over",
+			log:  store.SpendLog{RequestID: "r3", CustomerID: "alice", Cost: 7, EndTime: w1.End, Window: w2},
+			want: store.Customer{UserID: "alice", Spend: 7, WindowEnd: w2.End},
+		},
+		{
+			name: "a model budget has its own window",
+			log: store.SpendLog{RequestID: "r4", CustomerID: "alice", Cost: 3, EndTime: w1.End.Add(time.Second), Window: w2,
+				ModelBudget: "gpt-4o", ModelWindow: d1},
+			want: store.Customer{UserID: "alice", Spend: 10, WindowEnd: w2.End,
+				ModelSpend: map[string]store.ModelSpend{"gpt-4o": {Spend: 3, WindowEnd: d1.End}}},
+		},
+		{
+			name: "the budget window passes, the model window does not",
+			log: store.SpendLog{RequestID: "r5", CustomerID: "alice", Cost: 4, EndTime: w2.End, Window: store.Window{Start: w2.End, End: w2.End.Add(30 * time.Second), Reset: true},
+				ModelBudget: "gpt-4o", ModelWindow: d1},
+			want: store.Customer{UserID: "alice", Spend: 4, WindowEnd: w2.End.Add(30 * time.Second),
+				ModelSpend: map[string]store.ModelSpend{"gpt-4o": {Spend: 7, WindowEnd: d1.End}}},
+		},
+		{
+			name: "the model window passes",
+			log: store.SpendLog{RequestID: "r6", CustomerID: "alice", Cost: 2, EndTime: d1.End, Window: store.Window{Start: d1.End, End: d1.End.Add(30 * time.Second), Reset: true},
+				ModelBudget: "gpt-4o", ModelWindow: d2},
+			want: store.Customer{UserID: "alice", Spend: 2, WindowEnd: d1.End.Add(30 * time.Second),
+				ModelSpend: map[string]store.ModelSpend{"gpt-4o": {Spend: 2, WindowEnd: d2.End}}},
+		},
+		{
+			name: "a budget without windows keeps adding after its last window ends",
+			log:  store.SpendLog{RequestID: "r7", CustomerID: "alice", Cost: 1, EndTime: d1.End.Add(time.Minute)},
+			want: store.Customer{UserID: "alice", Spend: 1,
+				ModelSpend: map[string]store.ModelSpend{"gpt-4o": {Spend: 2, WindowEnd: d2.End}}},
+		},
+	}
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			got := mustRecordSpend(t, s, st.log)
+			diff(t, "customer", st.want, got.Customer, ignoreCustomerStamps)
+			diff(t, "stored customer", got.Customer, mustGetCustomer(t, s, "alice"))
+		})
+	}
+	var wantLogs []store.SpendLog
+	for _, st := range steps {
+		wantLogs = append(wantLogs, st.log)
+	}
+	diff(t, "spend logs keep every window", wantLogs, mustSpendLogs(t, s, "alice"),
+		cmpopts.SortSlices(func(a, b store.SpendLog) bool { return a.RequestID < b.RequestID }))
+}
+
+// testRecordSpendWindowBeforeCustomer: spend an admin gave a customer without
+// a window counts until its budget's first reset after the customer was
+// created, in the store as for SpendIn.
+func testRecordSpendWindowBeforeCustomer(t *testing.T, open opener) {
+	s := open(t)
+	c := mustCreateCustomer(t, s, store.Customer{UserID: "alice", Spend: 100}, nil)
+	at := c.CreatedAt.Add(time.Second)
+	first := store.Window{Start: c.CreatedAt.Add(-time.Hour), End: c.CreatedAt.Add(time.Hour)}
+	got := mustRecordSpend(t, s, store.SpendLog{RequestID: "r1", CustomerID: "alice", Cost: 1, EndTime: at, Window: first})
+	if got.Customer.Spend != 101 || !got.Customer.WindowEnd.Equal(first.End) {
+		t.Errorf("in the first window: Spend %d, WindowEnd %v; want 101, %v", got.Customer.Spend, got.Customer.WindowEnd, first.End)
+	}
+
+	s = open(t)
+	mustCreateCustomer(t, s, store.Customer{UserID: "bob", Spend: 100}, nil)
+	later := store.Window{Start: time.Now().Add(time.Hour), End: time.Now().Add(2 * time.Hour), Reset: true}
+	got = mustRecordSpend(t, s, store.SpendLog{RequestID: "r1", CustomerID: "bob", Cost: 1, EndTime: later.Start, Window: later})
+	if got.Customer.Spend != 1 {
+		t.Errorf("after a reset that followed the customer's creation: Spend %d, want 1", got.Customer.Spend)
+	}
+}
+
+// testConcurrentRollover: many requests of one customer land in a new window
+// at once; the old window's spend is dropped exactly once.
+func testConcurrentRollover(t *testing.T, open opener) {
+	const n = 100
+	s := open(t)
+	t0 := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	old := store.Window{Start: t0, End: t0.Add(time.Minute), Reset: true}
+	mustRecordSpend(t, s, store.SpendLog{RequestID: "old", CustomerID: "alice", Cost: 1000, EndTime: t0, Window: old})
+	next := store.Window{Start: old.End, End: old.End.Add(time.Minute), Reset: true}
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() {
+			_, errs[i] = s.RecordSpend(t.Context(), store.SpendLog{
+				RequestID: fmt.Sprintf("r%03d", i), CustomerID: "alice", Cost: 1, EndTime: old.End.Add(time.Duration(i) * time.Millisecond), Window: next,
+			})
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatalf("RecordSpend: %v", err)
+	}
+	c := mustGetCustomer(t, s, "alice")
+	if c.Spend != n || !c.WindowEnd.Equal(next.End) {
+		t.Errorf("Spend %d, WindowEnd %v; want %d, %v", c.Spend, c.WindowEnd, n, next.End)
+	}
+	if logs := mustSpendLogs(t, s, "alice"); len(logs) != n+1 {
+		t.Errorf("%d spend logs, want %d", len(logs), n+1)
 	}
 }

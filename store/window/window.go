@@ -42,8 +42,13 @@ import (
 	"time"
 )
 
-// ErrInvalid means a budget_duration string does not parse.
-var ErrInvalid = errors.New("invalid budget_duration")
+var (
+	// ErrInvalid means a budget_duration string does not parse.
+	ErrInvalid = errors.New("invalid budget_duration")
+	// ErrTooLong means a budget_duration is longer than the longest accepted;
+	// such an error is ErrInvalid too.
+	ErrTooLong = errors.New("longer than about 100 years")
+)
 
 // Unit is the unit of a Duration.
 type Unit uint8
@@ -100,7 +105,7 @@ func Parse(s string) (Duration, error) {
 			continue
 		}
 		if n > units[u].max {
-			return Duration{}, fmt.Errorf("%w %q: at most %d%s (about 100 years)", ErrInvalid, s, units[u].max, suffix)
+			return Duration{}, fmt.Errorf("%w %q: %w (at most %d%s)", ErrInvalid, s, ErrTooLong, units[u].max, suffix)
 		}
 		return Duration{N: n, Unit: u}, nil
 	}
@@ -245,6 +250,38 @@ func (d Duration) Current(resetAt, t time.Time, loc *time.Location) Span {
 	default:
 		// Grid resets do not depend on where the windows began.
 		return Span{Start: gridPrev(t.In(loc), step), End: d.Next(t, loc)}
+	}
+}
+
+// Prev returns the reset before end on d's schedule: where a window of d
+// that ends at end began. For an end on the schedule, Next(Prev(end)) is end.
+// It dates the first window of a budget, which no reset opened. A nil loc
+// means UTC.
+func (d Duration) Prev(end time.Time, loc *time.Location) time.Time {
+	if loc == nil {
+		loc = time.UTC
+	}
+	le := end.In(loc)
+	k, step := d.layout()
+	y, mo, day := le.Date()
+	switch k {
+	case kindGrid:
+		return gridPrev(le.Add(-time.Nanosecond), step)
+	case kindDays:
+		return resolve(y, mo, day-int(step), 0, loc)
+	case kindWeek:
+		monday := day - (int(le.Weekday())+6)%7
+		if m := resolve(y, mo, monday, 0, loc); m.Before(end) {
+			return m
+		}
+		return resolve(y, mo, monday-7, 0, loc)
+	case kindMonths:
+		if first := resolve(y, mo, 1, 0, loc); first.Before(end) {
+			return resolve(y, mo-time.Month(step-1), 1, 0, loc)
+		}
+		return resolve(y, mo-time.Month(step), 1, 0, loc)
+	default:
+		return end.Truncate(time.Second).Add(-time.Duration(step) * time.Second).In(loc)
 	}
 }
 

@@ -73,11 +73,12 @@ func TestParse(t *testing.T) {
 		"1min", "1y", "1dd", "1mo1", "1 d", "36526d", "1201mo", "5218w", "876601h", "52596001m", "3155760001s",
 		"99999999999999999999s", "12345678901s", "None", "null", "１d",
 	}
+	tooLong := map[string]bool{"36526d": true, "1201mo": true, "5218w": true, "876601h": true, "52596001m": true, "3155760001s": true}
 	for _, in := range invalid {
 		t.Run("invalid "+in, func(t *testing.T) {
 			d, err := Parse(in)
-			if !errors.Is(err, ErrInvalid) {
-				t.Errorf("Parse(%q) = %+v, %v; want ErrInvalid", in, d, err)
+			if !errors.Is(err, ErrInvalid) || errors.Is(err, ErrTooLong) != tooLong[in] {
+				t.Errorf("Parse(%q) = %+v, %v; want ErrInvalid, ErrTooLong %v", in, d, err, tooLong[in])
 			}
 		})
 	}
@@ -461,5 +462,56 @@ func BenchmarkCurrent(b *testing.B) {
 				d.Current(resetAt, at, ny)
 			}
 		})
+	}
+}
+
+func TestPrev(t *testing.T) {
+	cases := []struct {
+		name, zone, dur, end, want string
+	}{
+		{"30s grid", "UTC", "30s", "2024-06-01T10:18:00Z", "2024-06-01T10:17:30Z"},
+		{"30s off grid", "UTC", "30s", "2024-06-01T10:17:45Z", "2024-06-01T10:17:30Z"},
+		{"hour after a skipped hour", "America/New_York", "1h", "2024-03-10T03:00:00-04:00", "2024-03-10T01:00:00-05:00"},
+		{"daily", "UTC", "1d", "2024-03-01T00:00:00Z", "2024-02-29T00:00:00Z"},
+		{"two days", "UTC", "2d", "2024-03-02T00:00:00Z", "2024-02-29T00:00:00Z"},
+		{"week from Monday", "UTC", "7d", "2024-01-15T00:00:00Z", "2024-01-08T00:00:00Z"},
+		{"week from mid-week", "UTC", "1w", "2024-01-17T12:00:00Z", "2024-01-15T00:00:00Z"},
+		{"month from the 1st", "UTC", "1mo", "2024-03-01T00:00:00Z", "2024-02-01T00:00:00Z"},
+		{"month from mid-month", "UTC", "30d", "2024-03-15T00:00:00Z", "2024-03-01T00:00:00Z"},
+		{"two months from the 1st", "UTC", "2mo", "2024-01-01T00:00:00Z", "2023-11-01T00:00:00Z"},
+		{"two months from mid-month", "UTC", "2mo", "2024-03-15T00:00:00Z", "2024-02-01T00:00:00Z"},
+		{"fixed", "UTC", "45m", "2024-05-14T14:30:00Z", "2024-05-14T13:45:00Z"},
+		{"month in Tokyo", "Asia/Tokyo", "1mo", "2024-03-01T00:00:00+09:00", "2024-02-01T00:00:00+09:00"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := mustParse(t, tc.dur).Prev(mustTime(t, tc.end), loadZone(t, tc.zone))
+			if want := mustTime(t, tc.want); !got.Equal(want) {
+				t.Errorf("Prev(%s) = %s, want %s", tc.end, fmtTime(got), tc.want)
+			}
+		})
+	}
+}
+
+// TestPrevInvertsNext: for every reset on a schedule, the reset before it
+// leads back to it.
+func TestPrevInvertsNext(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	base := mustTime(t, "2023-01-01T00:00:00Z")
+	for _, zone := range []string{"UTC", "America/New_York", "Europe/London", "America/Santiago", "Australia/Lord_Howe"} {
+		loc := loadZone(t, zone)
+		for _, ds := range []string{"1s", "30s", "7s", "30m", "45m", "1h", "6h", "30h", "1d", "2d", "7d", "2w", "1mo", "2mo"} {
+			d := mustParse(t, ds)
+			for range 200 {
+				end := d.Next(base.Add(time.Duration(rng.Int64N(int64(3*365*24*time.Hour)))), loc)
+				prev := d.Prev(end, loc)
+				if !prev.Before(end) {
+					t.Fatalf("%s %s: Prev(%s) = %s, not before it", zone, ds, fmtTime(end), fmtTime(prev))
+				}
+				if next := d.Next(prev, loc); !next.Equal(end) {
+					t.Fatalf("%s %s: Next(Prev(%s)) = Next(%s) = %s", zone, ds, fmtTime(end), fmtTime(prev), fmtTime(next))
+				}
+			}
+		}
 	}
 }
