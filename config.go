@@ -37,6 +37,9 @@ type config struct {
 	AdminTLSCert         string
 	MaxRequestBodyBytes  int64
 	AdminTLSKey          string
+	// RequireAuthForMetrics: GET /metrics takes the master key
+	// (litellm_settings.require_auth_for_metrics_endpoint).
+	RequireAuthForMetrics bool
 
 	// Budget windows and limits.
 	Timezone      string          // litellm_settings.timezone, an IANA zone; "" is UTC
@@ -85,8 +88,9 @@ type fileConfig struct {
 		WebhookURL string `yaml:"WEBHOOK_URL"`
 	} `yaml:"environment_variables"`
 	LiteLLMSettings struct {
-		MaxEndUserBudgetID string `yaml:"max_end_user_budget_id"`
-		Timezone           string `yaml:"timezone"`
+		MaxEndUserBudgetID            string `yaml:"max_end_user_budget_id"`
+		Timezone                      string `yaml:"timezone"`
+		RequireAuthForMetricsEndpoint bool   `yaml:"require_auth_for_metrics_endpoint"`
 	} `yaml:"litellm_settings"`
 	ModelList []struct {
 		ModelName     string `yaml:"model_name"`
@@ -132,6 +136,7 @@ var appliedKeys = []string{
 	"litellm_settings.timezone",
 	"general_settings.disable_budget_reservation",
 	"general_settings.token_rate_limit_type",
+	"litellm_settings.require_auth_for_metrics_endpoint",
 }
 
 // loadConfig resolves the configuration. It reports every problem at once, and
@@ -174,6 +179,7 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 	webhookTimeout := fs.String("webhook-timeout", "", "timeout of one webhook attempt (env TOLLGATE_WEBHOOK_TIMEOUT; default 10s)")
 	timezone := fs.String("timezone", "", "IANA time zone budget windows reset in, e.g. America/New_York (env TOLLGATE_TIMEZONE; default UTC)")
 	strictBudgets := fs.String("strict-budgets", "", "reserve each request's worst-case cost before forwarding it: true|false (env TOLLGATE_STRICT_BUDGETS; default true)")
+	metricsAuth := fs.String("require-auth-for-metrics", "", "GET /metrics takes the master key: true|false (env TOLLGATE_REQUIRE_AUTH_FOR_METRICS; default false, as in LiteLLM)")
 	rateWindow := fs.String("rate-limit-window-size", "", "rpm/tpm window in seconds (env LITELLM_RATE_LIMIT_WINDOW_SIZE; default 60)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, nil, err
@@ -196,6 +202,7 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 			cfg.UserHeaderName = fc.GeneralSettings.UserHeaderName
 			cfg.DefaultBudgetID = fc.LiteLLMSettings.MaxEndUserBudgetID
 			cfg.Timezone = fc.LiteLLMSettings.Timezone
+			cfg.RequireAuthForMetrics = fc.LiteLLMSettings.RequireAuthForMetricsEndpoint
 			if fc.GeneralSettings.DisableBudgetReservation != nil {
 				cfg.StrictBudgets = !*fc.GeneralSettings.DisableBudgetReservation
 			}
@@ -293,6 +300,7 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 			cfg.MaxRequestBodyBytes = n
 		}
 	}
+	setBool(&cfg.RequireAuthForMetrics, "require-auth-for-metrics", *metricsAuth, "TOLLGATE_REQUIRE_AUTH_FOR_METRICS")
 	setString(&cfg.AdminTLSCert, *adminTLSCert, "TOLLGATE_ADMIN_TLS_CERT")
 	setString(&cfg.AdminTLSKey, *adminTLSKey, "TOLLGATE_ADMIN_TLS_KEY")
 	if (cfg.AdminTLSCert == "") != (cfg.AdminTLSKey == "") {

@@ -6,12 +6,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"go.yaml.in/yaml/v3"
@@ -58,11 +55,11 @@ func TestE2EMeshEnvoyExistingSnippets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := startMeshEnvoy(t, meshAddresses(t, pasted, map[string]string{
+	e := envoy.StartForTest(t, envoy.StartOptions{Concurrency: 1, Config: meshAddresses(t, pasted, map[string]string{
 		"internal_service":  strings.TrimPrefix(internal.URL, "http://"),
 		"llm_upstream":      strings.TrimPrefix(mockURL, "http://"),
 		"tollgate_ext_proc": readyAddr(t, ready, "grpc"),
-	}))
+	})})
 
 	// The unrelated route: no key needed, the client's Authorization header
 	// and a body naming a customer arrive untouched, and nothing is charged.
@@ -75,7 +72,7 @@ func TestE2EMeshEnvoyExistingSnippets(t *testing.T) {
 		{"with the client's own key", map[string]string{"Authorization": "Bearer sk-client-own-key"}},
 	} {
 		t.Run("internal "+c.name, func(t *testing.T) {
-			code, _, b := httpDo(t, "POST", e.url+"/internal/echo", chatBody, c.headers)
+			code, _, b := httpDo(t, "POST", e.URL()+"/internal/echo", chatBody, c.headers)
 			if code != http.StatusOK {
 				t.Fatalf("status %d: %s", code, b)
 			}
@@ -90,7 +87,7 @@ func TestE2EMeshEnvoyExistingSnippets(t *testing.T) {
 
 	// The LLM routes: a missing key is refused by tollgate, a request bigger
 	// than Envoy's 1 MiB default buffer passes, and both calls are charged.
-	if code, _, b := httpDo(t, "POST", e.url+"/v1/chat/completions", chatBody, nil); code != http.StatusUnauthorized {
+	if code, _, b := httpDo(t, "POST", e.URL()+"/v1/chat/completions", chatBody, nil); code != http.StatusUnauthorized {
 		t.Errorf("LLM route without a key: status %d, want 401: %s", code, b)
 	}
 	var want store.Nano
@@ -100,7 +97,7 @@ func TestE2EMeshEnvoyExistingSnippets(t *testing.T) {
 	} {
 		body := map[string]any{"model": "azure-gpt-3.5", "user": "llm-customer",
 			"messages": []map[string]string{{"role": "user", "content": c.content}}}
-		code, _, b := httpDo(t, "POST", e.url+c.path, body, auth())
+		code, _, b := httpDo(t, "POST", e.URL()+c.path, body, auth())
 		if code != http.StatusOK {
 			t.Fatalf("%s (%d bytes of content): status %d: %.300s", c.path, len(c.content), code, b)
 		}
@@ -120,86 +117,15 @@ func TestE2EMeshEnvoyExistingSnippets(t *testing.T) {
 		t.Errorf("customer/info internal-customer: %d %s, want 404 (never seen by tollgate)", code, b)
 	}
 	// Envoy's own count: only the three LLM requests opened an ext_proc stream.
-	if got := e.counter(t, "http.ingress_http.ext_proc.streams_started"); got != 3 {
+	if got := counter(t, e, "http.ingress_http.ext_proc.streams_started"); got != 3 {
 		t.Errorf("ext_proc streams started = %d, want 3 (the LLM requests only)", got)
 	}
 }
 
-// meshEnvoy is a real Envoy started by startMeshEnvoy.
-type meshEnvoy struct {
-	url      string // the listener, http://127.0.0.1:PORT
-	adminURL string
-}
-
-// startMeshEnvoy runs a real Envoy on config (YAML or JSON) whose one listener
-// and admin bind port 0, and returns once it is ready. The harness stops it
-// and prints its log if the test fails.
-func startMeshEnvoy(t *testing.T, config []byte) meshEnvoy {
-	t.Helper()
-	bin, err := envoy.FindBinary()
-	if err != nil {
-		t.Fatalf("this test needs the real Envoy: %v", err)
-	}
-	dir := t.TempDir()
-	configPath := filepath.Join(dir, "envoy.yaml")
-	adminPath := filepath.Join(dir, "admin-address")
-	if err := os.WriteFile(configPath, config, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	// Bare log messages on stdout, flushed promptly (the default is every
-	// 10s), give startProc its ready line; Envoy has written its admin address
-	// and bound its listeners by then.
-	startProc(t, "envoy", bin, []string{
-		"-c", configPath, "--admin-address-path", adminPath, "--use-dynamic-base-id", "--concurrency", "1",
-		"--log-level", "info", "--log-format", "%v", "--log-path", "/dev/stdout", "--file-flush-interval-msec", "20",
-	}, nil, "starting main dispatch loop")
-	addr, err := os.ReadFile(adminPath)
-	if err != nil {
-		t.Fatalf("envoy admin address: %v", err)
-	}
-	e := meshEnvoy{adminURL: "http://" + strings.TrimSpace(string(addr))}
-
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.After(30 * time.Second)
-	for {
-		code, _, _ := httpDo(t, "GET", e.adminURL+"/ready", nil, nil)
-		if code == http.StatusOK {
-			break
-		}
-		select {
-		case <-deadline:
-			t.Fatalf("envoy not ready after 30s: /ready answers %d", code)
-		case <-tick.C:
-		}
-	}
-
-	code, _, b := httpDo(t, "GET", e.adminURL+"/listeners?format=json", nil, nil)
-	if code != http.StatusOK {
-		t.Fatalf("envoy listeners: %d %s", code, b)
-	}
-	var listeners struct {
-		ListenerStatuses []struct {
-			LocalAddress struct {
-				SocketAddress struct {
-					PortValue int `json:"port_value"`
-				} `json:"socket_address"`
-			} `json:"local_address"`
-		} `json:"listener_statuses"`
-	}
-	mustUnmarshal(t, b, &listeners)
-	if len(listeners.ListenerStatuses) != 1 {
-		t.Fatalf("envoy has %d listeners, want 1: %s", len(listeners.ListenerStatuses), b)
-	}
-	port := listeners.ListenerStatuses[0].LocalAddress.SocketAddress.PortValue
-	e.url = "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	return e
-}
-
 // counter reads one of Envoy's counters from its admin API.
-func (e meshEnvoy) counter(t *testing.T, name string) int {
+func counter(t *testing.T, e *envoy.Process, name string) int {
 	t.Helper()
-	code, _, b := httpDo(t, "GET", e.adminURL+"/stats?filter=^"+strings.ReplaceAll(name, ".", `\.`)+"$", nil, nil)
+	code, _, b := httpDo(t, "GET", e.AdminURL()+"/stats?filter=^"+strings.ReplaceAll(name, ".", `\.`)+"$", nil, nil)
 	if code != http.StatusOK {
 		t.Fatalf("envoy stats: %d %s", code, b)
 	}

@@ -34,6 +34,7 @@ type stack struct {
 	t        *testing.T
 	url      string // Envoy's listener: the public URL
 	adminURL string // tollgate's admin server, directly
+	grpcAddr string // tollgate's ext_proc server
 	mockURL  string
 	dataDir  string
 	tollgate *proc
@@ -66,7 +67,8 @@ func newStack(t *testing.T, opts stackOptions) *stack {
 	var ready string
 	s.tollgate, ready = startProc(t, "tollgate", tollgateBin, args, env, "tollgate ready ")
 	s.adminURL = "http://" + readyAddr(t, ready, "admin")
-	s.url = startEnvoy(t, readyAddr(t, ready, "grpc"), strings.TrimPrefix(s.adminURL, "http://"), strings.TrimPrefix(s.mockURL, "http://"))
+	s.grpcAddr = readyAddr(t, ready, "grpc")
+	s.url = startEnvoy(t, s.grpcAddr, strings.TrimPrefix(s.adminURL, "http://"), strings.TrimPrefix(s.mockURL, "http://"))
 	return s
 }
 

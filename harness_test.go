@@ -138,24 +138,30 @@ func startProc(t *testing.T, name, bin string, args, env []string, readyPrefix s
 	return nil, ""
 }
 
-// stop sends SIGTERM and waits at most 15 s, then kills. It reports a data race
-// found by the race detector in the child.
+// stop sends SIGTERM and waits at most 15 s, then kills; for a process that
+// has already exited it returns at once.
 func (p *proc) stop(t *testing.T) {
-	if p.cmd.ProcessState != nil {
-		return
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	_ = p.cmd.Process.Signal(syscall.SIGTERM) // fails, harmlessly, once p has exited
+	_ = p.wait(t, 15*time.Second)
+}
+
+// wait waits at most bound for p to exit, then kills it, and returns how it
+// exited (nil for status 0). It reports a data race found by the race
+// detector in the child.
+func (p *proc) wait(t *testing.T, bound time.Duration) error {
+	var err error
 	select {
-	case err := <-p.done:
-		p.done <- err
-	case <-time.After(15 * time.Second):
+	case err = <-p.done:
+	case <-time.After(bound):
 		_ = p.cmd.Process.Kill()
-		t.Errorf("%s did not stop within 15s of SIGTERM", p.name)
-		<-p.done
+		t.Errorf("%s did not exit within %v", p.name, bound)
+		err = <-p.done
 	}
+	p.done <- err
 	if strings.Contains(p.log.String(), "WARNING: DATA RACE") {
 		t.Errorf("%s: the race detector found a data race", p.name)
 	}
+	return err
 }
 
 // readyAddr returns the value of key=VALUE in a ready line.
@@ -215,7 +221,7 @@ func httpDo(t *testing.T, method, url string, body any, headers map[string]strin
 // and the mock upstream, and returns its public URL.
 func startEnvoy(t *testing.T, extProcAddr, tollgateAdminAddr, upstreamAddr string) string {
 	t.Helper()
-	p, err := envoy.Start(t.Context(), envoy.StartOptions{
+	return envoy.StartForTest(t, envoy.StartOptions{
 		Params: envoy.Params{
 			ExtProcAddress:       extProcAddr,
 			TollgateAdminAddress: tollgateAdminAddr,
@@ -223,17 +229,5 @@ func startEnvoy(t *testing.T, extProcAddr, tollgateAdminAddr, upstreamAddr strin
 		},
 		Concurrency: 1,
 		LogLevel:    "warn",
-	})
-	if err != nil {
-		t.Fatalf("start envoy: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := p.Stop(); err != nil {
-			t.Errorf("stop envoy: %v", err)
-		}
-		if t.Failed() {
-			t.Logf("---- envoy log ----\n%s", p.Log())
-		}
-	})
-	return p.URL()
+	}).URL()
 }

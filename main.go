@@ -30,6 +30,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/tollgate-dev/tollgate/admin"
+	"github.com/tollgate-dev/tollgate/admin/metrics"
 	"github.com/tollgate-dev/tollgate/admin/webhook"
 	"github.com/tollgate-dev/tollgate/extproc"
 	"github.com/tollgate-dev/tollgate/extproc/pricing"
@@ -100,6 +101,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			logger.Error("close store", "err", err)
 		}
 	}()
+	met := metrics.New(metrics.Config{Outbox: st, Logger: logger})
+	// The data plane, the admin API and the webhook worker use the store
+	// through its metrics; InstrumentStore keeps the outbox st has.
+	mst := metrics.InstrumentStore(st, met)
+	outbox := mst.(store.Outbox)
 
 	grpcLis, err := listen(cfg.GRPCAddr)
 	if err != nil {
@@ -128,7 +134,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		DisableBudgetReservation: !cfg.StrictBudgets,
 		TokenCounting:            cfg.TokenCounting,
 		RateWindow:               cfg.RateWindow,
-	}, st))
+	}, mst))
 	healthSrv := health.NewServer()
 	healthpb.RegisterHealthServer(grpcSrv, healthSrv)
 
@@ -138,10 +144,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		MasterKey: cfg.MasterKey,
 		Logger:    logger,
 		Ready:     readiness(&serving, st),
-		Outbox:    st,
+		Outbox:    outbox,
 
 		Location:        loc,
 		DefaultBudgetID: cfg.DefaultBudgetID,
+
+		Metrics:               met.Handler(),
+		RequireAuthForMetrics: cfg.RequireAuthForMetrics,
 	}
 	// The worker stops with run and must finish before the store closes.
 	workerCtx, stopWorker := context.WithCancel(ctx)
@@ -159,7 +168,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			BackoffMax:  cfg.WebhookBackoffMax,
 			Timeout:     cfg.WebhookTimeout,
 			Logger:      logger,
-		}, st)
+		}, outbox)
 		adminCfg.Webhook = w
 		go func() {
 			defer close(workerDone)
@@ -171,7 +180,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 
 	httpSrv := &http.Server{
-		Handler:           admin.New(adminCfg, st),
+		Handler:           admin.New(adminCfg, mst),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}

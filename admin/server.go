@@ -1,6 +1,7 @@
 // Package admin serves tollgate's LiteLLM-compatible admin HTTP API: the
 // /customer/* (alias /end_user/*) and /budget/* management routes, the
-// /health probes and webhook test, and the /webhook/* outbox routes. Field names, shapes, statuses and both of LiteLLM's error
+// /health probes and webhook test, the /webhook/* outbox routes and the
+// Prometheus /metrics. Field names, shapes, statuses and both of LiteLLM's error
 // envelopes are kept so LiteLLM clients and docs work unchanged; LiteLLM's
 // known bugs (dropped false/0 updates, 500s on bad input, an unblock that
 // does not unblock) are not.
@@ -50,6 +51,12 @@ type Config struct {
 	// DefaultBudgetID is litellm_settings.max_end_user_budget_id: the budget
 	// whose windows the spend of customers without one is shown in.
 	DefaultBudgetID string
+	// Metrics, when set, is served at GET /metrics.
+	Metrics http.Handler
+	// RequireAuthForMetrics makes GET /metrics take the master key (LiteLLM's
+	// litellm_settings.require_auth_for_metrics_endpoint); by default it is
+	// open, as in LiteLLM, since Prometheus scrapers rarely hold the key.
+	RequireAuthForMetrics bool
 }
 
 type server struct {
@@ -107,6 +114,7 @@ func New(cfg Config, st store.Store) http.Handler {
 		s.route("GET "+prefix+"/list", envError, s.customerList)
 		s.route("POST "+prefix+"/block", envDetail, s.customerBlock)
 		s.route("POST "+prefix+"/unblock", envDetail, s.customerUnblock)
+		s.route("GET "+prefix+"/daily/activity", envDetail, s.customerDailyActivity)
 	}
 	s.route("POST /budget/new", envDetail, s.budgetNew)
 	s.route("POST /budget/update", envDetail, s.budgetUpdate)
@@ -115,10 +123,15 @@ func New(cfg Config, st store.Store) http.Handler {
 	s.route("POST /budget/delete", envDetail, s.budgetDelete)
 	s.route("GET /budget/settings", envDetail, s.budgetSettings)
 	s.route("GET /health/services", envError, s.healthServices)
+	s.route("GET /spend/logs", envError, s.spendLogs)
 	if s.outbox != nil {
 		s.route("GET /webhook/info", envError, s.webhookInfo)
 		s.route("GET /webhook/dead/list", envError, s.webhookDeadList)
 		s.route("POST /webhook/dead/replay", envError, s.webhookDeadReplay)
+	}
+
+	if cfg.Metrics != nil {
+		s.mux.Handle("GET /metrics", s.metrics(cfg.Metrics, cfg.RequireAuthForMetrics))
 	}
 
 	// The probes are unauthenticated: orchestrators call them without keys.

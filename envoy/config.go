@@ -21,7 +21,7 @@ const bufferLimitBytes = 32 << 20
 
 // adminPrefixes are the routes served by tollgate's admin API, so one base URL
 // serves the LiteLLM-compatible surface. They skip ext_proc.
-var adminPrefixes = []string{"/customer/", "/end_user/", "/budget/", "/spend/", "/health"}
+var adminPrefixes = []string{"/customer/", "/end_user/", "/budget/", "/spend/", "/webhook/", "/health"}
 
 //go:embed envoy.yaml.tmpl
 var templateText string

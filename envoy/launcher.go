@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"testing"
 	"time"
 )
 
@@ -82,6 +83,10 @@ type StartOptions struct {
 	// Params render the config. An empty ListenerAddress or AdminAddress means
 	// 127.0.0.1:0, so concurrent Envoys never race for a port.
 	Params Params
+	// Config, when set, is run as it is in place of the config Params render:
+	// a bootstrap (YAML or JSON) with exactly one listener, which like its
+	// admin interface should bind port 0.
+	Config []byte
 	// LogLevel is Envoy's --log-level; empty means info.
 	LogLevel string
 	// Concurrency is Envoy's worker thread count; 0 means 2, enough for tests.
@@ -103,9 +108,9 @@ type Process struct {
 	stopErr  error
 }
 
-// Start renders opts.Params into a temporary config, starts Envoy on it and
-// returns once Envoy reports ready. The caller must call Stop. ctx bounds only
-// the startup; the process lives until Stop.
+// Start renders opts.Params (or takes opts.Config) into a temporary config,
+// starts Envoy on it and returns once Envoy reports ready. The caller must
+// call Stop. ctx bounds only the startup; the process lives until Stop.
 func Start(ctx context.Context, opts StartOptions) (*Process, error) {
 	bin := opts.Bin
 	if bin == "" {
@@ -114,16 +119,19 @@ func Start(ctx context.Context, opts StartOptions) (*Process, error) {
 			return nil, err
 		}
 	}
-	params := opts.Params
-	if params.ListenerAddress == "" {
-		params.ListenerAddress = "127.0.0.1:0"
-	}
-	if params.AdminAddress == "" {
-		params.AdminAddress = "127.0.0.1:0"
-	}
-	config, err := Render(params)
-	if err != nil {
-		return nil, err
+	config := opts.Config
+	if config == nil {
+		params := opts.Params
+		if params.ListenerAddress == "" {
+			params.ListenerAddress = "127.0.0.1:0"
+		}
+		if params.AdminAddress == "" {
+			params.AdminAddress = "127.0.0.1:0"
+		}
+		var err error
+		if config, err = Render(params); err != nil {
+			return nil, err
+		}
 	}
 	dir, err := os.MkdirTemp("", "tollgate-envoy-")
 	if err != nil {
@@ -178,6 +186,25 @@ func Start(ctx context.Context, opts StartOptions) (*Process, error) {
 		return nil, fmt.Errorf("start envoy: %w\nenvoy log (tail):\n%s", err, p.log.tail(logTailBytes))
 	}
 	return p, nil
+}
+
+// StartForTest starts Envoy like Start for the test t, and fails t if it
+// cannot. When t ends it stops Envoy, and prints Envoy's log if t failed.
+func StartForTest(t testing.TB, opts StartOptions) *Process {
+	t.Helper()
+	p, err := Start(t.Context(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := p.Stop(); err != nil {
+			t.Error(err)
+		}
+		if t.Failed() {
+			t.Logf("---- envoy log ----\n%s", p.Log())
+		}
+	})
+	return p
 }
 
 // waitReady polls until Envoy has written its admin address and answers

@@ -2,6 +2,7 @@ package envoy
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -137,25 +138,6 @@ func serveRecorder(t *testing.T) (*recorder, string) {
 	return rec, strings.TrimPrefix(srv.URL, "http://")
 }
 
-// startEnvoy starts Envoy and stops it when the test ends, printing its log
-// if the test failed.
-func startEnvoy(t *testing.T, params Params) *Process {
-	t.Helper()
-	p, err := Start(t.Context(), StartOptions{Params: params})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := p.Stop(); err != nil {
-			t.Errorf("Stop: %v", err)
-		}
-		if t.Failed() {
-			t.Logf("envoy log:\n%s", p.Log())
-		}
-	})
-	return p
-}
-
 func do(t *testing.T, method, url, body string, header http.Header) (int, string) {
 	t.Helper()
 	req, err := http.NewRequestWithContext(t.Context(), method, url, strings.NewReader(body))
@@ -186,11 +168,11 @@ func TestStartRoutes(t *testing.T) {
 			proc, extProcAddr := serveExtProc(t, network)
 			upstream, upstreamAddr := serveRecorder(t)
 			admin, adminAddr := serveRecorder(t)
-			p := startEnvoy(t, Params{
+			p := StartForTest(t, StartOptions{Params: Params{
 				ExtProcAddress:       extProcAddr,
 				TollgateAdminAddress: adminAddr,
 				UpstreamAddress:      upstreamAddr,
-			})
+			}})
 
 			const chat = `{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}`
 			status, body := do(t, http.MethodPost, p.URL()+"/v1/chat/completions", chat, nil)
@@ -251,13 +233,13 @@ func TestStartFailureMode(t *testing.T) {
 			t.Parallel()
 			upstream, upstreamAddr := serveRecorder(t)
 			_, adminAddr := serveRecorder(t)
-			p := startEnvoy(t, Params{
+			p := StartForTest(t, StartOptions{Params: Params{
 				// Nothing listens here, so every ext_proc stream fails.
 				ExtProcAddress:       "unix://" + filepath.Join(t.TempDir(), "absent.sock"),
 				TollgateAdminAddress: adminAddr,
 				UpstreamAddress:      upstreamAddr,
 				FailureModeAllow:     tt.failureModeAllow,
-			})
+			}})
 			status, _ := do(t, http.MethodPost, p.URL()+"/v1/chat/completions", `{"model":"m"}`, nil)
 			if status != tt.wantStatus {
 				t.Errorf("status = %d, want %d", status, tt.wantStatus)
@@ -267,6 +249,51 @@ func TestStartFailureMode(t *testing.T) {
 			}
 		})
 	}
+}
+
+// directConfig is a bootstrap whose listeners (one per name) answer every
+// request with name.
+func directConfig(names ...string) []byte {
+	var listeners []string
+	for _, name := range names {
+		listeners = append(listeners, fmt.Sprintf(`{"name": %q,
+  "address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}},
+  "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": {
+    "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+    "stat_prefix": %q,
+    "route_config": {"virtual_hosts": [{"name": "all", "domains": ["*"],
+      "routes": [{"match": {"prefix": "/"}, "direct_response": {"status": 200, "body": {"inline_string": %q}}}]}]},
+    "http_filters": [{"name": "envoy.filters.http.router",
+      "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}]}}]}]}`, name, name, name))
+	}
+	return fmt.Appendf(nil, `{"admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
+"static_resources": {"listeners": [%s]}}`, strings.Join(listeners, ","))
+}
+
+// A config given as it is runs in place of the rendered one, and must have
+// the one listener Start can report the URL of.
+func TestStartConfig(t *testing.T) {
+	t.Run("one listener", func(t *testing.T) {
+		t.Parallel()
+		p := StartForTest(t, StartOptions{Config: directConfig("given"), Params: Params{UpstreamAddress: "ignored"}})
+		if status, body := do(t, http.MethodGet, p.URL()+"/anything", "", nil); status != http.StatusOK || body != "given" {
+			t.Errorf("got %d %q, want 200 \"given\"", status, body)
+		}
+		if status, _ := do(t, http.MethodGet, p.AdminURL()+"/ready", "", nil); status != http.StatusOK {
+			t.Errorf("admin /ready: %d, want 200", status)
+		}
+	})
+	t.Run("two listeners", func(t *testing.T) {
+		t.Parallel()
+		p, err := Start(t.Context(), StartOptions{Config: directConfig("a", "b")})
+		if err == nil {
+			_ = p.Stop()
+			t.Fatal("Start succeeded, want an error")
+		}
+		if want := "want 1 listener, got 2"; !strings.Contains(err.Error(), want) {
+			t.Errorf("Start error = %v, want one containing %q", err, want)
+		}
+	})
 }
 
 func TestListenerPort(t *testing.T) {

@@ -69,11 +69,11 @@ func TestRenderWithoutExtProc(t *testing.T) {
 func TestStartWithoutExtProc(t *testing.T) {
 	upstream, upstreamAddr := serveRecorder(t)
 	admin, adminAddr := serveRecorder(t)
-	p := startEnvoy(t, Params{
+	p := StartForTest(t, StartOptions{Params: Params{
 		TollgateAdminAddress: adminAddr,
 		UpstreamAddress:      upstreamAddr,
 		WithoutExtProc:       true,
-	})
+	}})
 	const chat = `{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}`
 	status, body := do(t, http.MethodPost, p.URL()+"/v1/chat/completions", chat, nil)
 	if status != http.StatusOK || body != `{"ok":true}` {

@@ -2,6 +2,7 @@ package extproc
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/tidwall/gjson"
 )
@@ -32,6 +33,13 @@ var _ bodyReader = (*jsonBody)(nil)
 func (r *jsonBody) write(chunk []byte, _ bool) ([]byte, bool) {
 	if r.tooLarge || len(r.body)+len(chunk) > maxDecodedBody {
 		r.tooLarge, r.body = true, nil
+		return nil, false
+	}
+	if r.body == nil {
+		// Usually the only chunk (BUFFERED): keep it rather than copy it.
+		// Nothing writes to a received message, and Clip makes a later
+		// append copy instead of writing past the chunk's end.
+		r.body = slices.Clip(chunk)
 		return nil, false
 	}
 	r.body = append(r.body, chunk...)

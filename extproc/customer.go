@@ -8,13 +8,13 @@ import (
 
 // customerFromHeaders returns the customer id named by a header, or "". The
 // standard LiteLLM headers come first, then the configured user header.
-func customerFromHeaders(hdr map[string]string, userHeader string) string {
+func customerFromHeaders(hdr headers, userHeader string) string {
 	for _, name := range customerHeaders {
-		if v := hdr[name]; strings.TrimSpace(v) != "" {
+		if v := hdr.get(name); strings.TrimSpace(v) != "" {
 			return v
 		}
 	}
-	if v := hdr[userHeader]; userHeader != "" && strings.TrimSpace(v) != "" {
+	if v := hdr.get(userHeader); userHeader != "" && strings.TrimSpace(v) != "" {
 		return v
 	}
 	return ""

@@ -3,6 +3,8 @@ package extproc
 import (
 	"strings"
 	"testing"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 )
 
 func TestCustomerFromHeaders(t *testing.T) {
@@ -22,7 +24,7 @@ func TestCustomerFromHeaders(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := customerFromHeaders(tt.hdr, tt.userHeader); got != tt.want {
+			if got := customerFromHeaders(headersOf(tt.hdr), tt.userHeader); got != tt.want {
 				t.Errorf("customerFromHeaders = %q, want %q", got, tt.want)
 			}
 		})
@@ -80,4 +82,13 @@ func FuzzCustomerFromBody(f *testing.F) {
 			t.Fatalf("whitespace-only id %q", id)
 		}
 	})
+}
+
+// headersOf builds a header list as Envoy sends it, values in raw_value.
+func headersOf(m map[string]string) headers {
+	var h headers
+	for k, v := range m {
+		h = append(h, &corev3.HeaderValue{Key: k, RawValue: []byte(v)})
+	}
+	return h
 }

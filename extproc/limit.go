@@ -113,7 +113,7 @@ func (p *processor) reserve(ctx context.Context, body []byte, b store.Budget, mb
 	if b.MaxBudget != nil {
 		spend, reserved := c.SpendIn(store.BudgetWindow(b, now, loc), now), p.holds[0].Total()
 		if spend+reserved > *b.MaxBudget {
-			p.log.Info("rejected", "reason", "budget exceeded with requests in flight", "customer", p.customerID,
+			p.logger().Info("rejected", "reason", "budget exceeded with requests in flight", "customer", p.customerID,
 				"spend", spend.String(), "reserved", reserved.String(), "worst_case", worst.String(), "max_budget", b.MaxBudget.String())
 			return errorResponse(p.s.cfg.BudgetExceededStatus, "budget_exceeded",
 				fmt.Sprintf("ExceededBudget: End User=%s over budget. Spend=%s, Budget=%s, Reserved=%s (requests in flight, this one's worst case included)",
@@ -131,7 +131,7 @@ func (p *processor) reserve(ctx context.Context, body []byte, b store.Budget, mb
 }
 
 func (p *processor) modelBudgetExceeded(spend, limit store.Nano, more string) *extprocv3.ProcessingResponse {
-	p.log.Info("rejected", "reason", "model budget exceeded", "customer", p.customerID, "model", p.model,
+	p.logger().Info("rejected", "reason", "model budget exceeded", "customer", p.customerID, "model", p.model,
 		"spend", spend.String(), "max_budget", limit.String())
 	return errorResponse(p.s.cfg.BudgetExceededStatus, "model_budget_exceeded",
 		fmt.Sprintf("ExceededModelBudget: End User=%s over budget for model=%s. Spend=%s, Budget=%s%s", p.customerID, p.model, spend, limit, more),
@@ -146,7 +146,7 @@ func (p *processor) rateLimited(rej *limits.Rejection, lim limits.Limits, model 
 	if model != "" {
 		subject += ", model: " + model
 	}
-	p.log.Info("rejected", "reason", "rate limit", "customer", p.customerID, "model", model, "limit_type", rej.Kind.String(), "limit", rej.Limit)
+	p.logger().Info("rejected", "reason", "rate limit", "customer", p.customerID, "model", model, "limit_type", rej.Kind.String(), "limit", rej.Limit)
 	if rej.Kind == limits.Parallel {
 		return errorResponse(429, "parallel_request_limit_exceeded",
 			fmt.Sprintf("Rate limit exceeded for %s. Limit type: max_parallel_requests. Current limit: %d, Remaining: 0. In flight: %d.",

@@ -1,6 +1,7 @@
 package extproc
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -30,9 +31,34 @@ const costHeader = "x-litellm-response-cost"
 // credentialHeaders are where callers present keys; none reaches the upstream.
 var credentialHeaders = []string{"api-key", "x-api-key", "authorization"}
 
+// The mode overrides tollgate sends. Envoy only reads them, so every
+// stream shares them, as it shares Server.credentials.
+var (
+	// skipTheRest: the request is not metered, so Envoy sends nothing more.
+	skipTheRest = &filterv3.ProcessingMode{
+		RequestBodyMode:    filterv3.ProcessingMode_NONE,
+		ResponseHeaderMode: filterv3.ProcessingMode_SKIP,
+		ResponseBodyMode:   filterv3.ProcessingMode_NONE,
+	}
+	// partialRequestBody reads a body of unknown length. Body modes in an
+	// override are always explicit, hence the response's.
+	partialRequestBody = &filterv3.ProcessingMode{
+		RequestBodyMode:  filterv3.ProcessingMode_BUFFERED_PARTIAL,
+		ResponseBodyMode: filterv3.ProcessingMode_BUFFERED,
+	}
+	// responseBodyModes set how the response body is read.
+	responseBodyModes = map[filterv3.ProcessingMode_BodySendMode]*filterv3.ProcessingMode{
+		filterv3.ProcessingMode_NONE:             {ResponseBodyMode: filterv3.ProcessingMode_NONE},
+		filterv3.ProcessingMode_STREAMED:         {ResponseBodyMode: filterv3.ProcessingMode_STREAMED},
+		filterv3.ProcessingMode_BUFFERED:         {ResponseBodyMode: filterv3.ProcessingMode_BUFFERED},
+		filterv3.ProcessingMode_BUFFERED_PARTIAL: {ResponseBodyMode: filterv3.ProcessingMode_BUFFERED_PARTIAL},
+	}
+)
+
 // processor is the state of one ext_proc stream, that is of one HTTP request.
 type processor struct {
-	s   *Server
+	s *Server
+	// log is the request's logger, made by logger on first use.
 	log *slog.Logger
 
 	// requestID is tollgate's own id for the request: the at-most-once key of
@@ -87,6 +113,18 @@ type processor struct {
 	usedTokens int64
 }
 
+// logger returns the request's logger. It is made on first use because
+// most requests log nothing at the default level and With allocates.
+func (p *processor) logger() *slog.Logger {
+	if p.requestID == "" {
+		return p.s.log
+	}
+	if p.log == nil {
+		p.log = p.s.log.With("request_id", p.requestID)
+	}
+	return p.log
+}
+
 func (p *processor) handle(ctx context.Context, req *extprocv3.ProcessingRequest) (*extprocv3.ProcessingResponse, error) {
 	switch r := req.GetRequest().(type) {
 	case *extprocv3.ProcessingRequest_RequestHeaders:
@@ -109,15 +147,16 @@ func (p *processor) handle(ctx context.Context, req *extprocv3.ProcessingRequest
 }
 
 func (p *processor) requestHeaders(ctx context.Context, h *extprocv3.HttpHeaders) *extprocv3.ProcessingResponse {
-	hdr := headerMap(h.GetHeaders())
+	hdr := headers(h.GetHeaders().GetHeaders())
 	p.start = p.s.cfg.Now()
 	p.requestID = p.s.cfg.NewID()
-	p.clientRequestID = hdr["x-request-id"]
-	p.log = p.s.log.With("request_id", p.requestID)
-	p.path, _, _ = strings.Cut(hdr[":path"], "?")
+	p.clientRequestID = hdr.get("x-request-id")
+	p.path, _, _ = strings.Cut(hdr.get(":path"), "?")
 	p.route = parseRoute(p.path)
-	p.metered = hdr[":method"] == "POST" && p.route.api != apiNone
-	p.log.Debug("request", "method", hdr[":method"], "path", p.path, "metered", p.metered, "client_request_id", p.clientRequestID)
+	p.metered = hdr.get(":method") == "POST" && p.route.api != apiNone
+	if p.s.log.Enabled(ctx, slog.LevelDebug) {
+		p.logger().Debug("request", "method", hdr.get(":method"), "path", p.path, "metered", p.metered, "client_request_id", p.clientRequestID)
+	}
 
 	if p.s.cfg.DataPlaneAuth {
 		if reject := p.authenticate(hdr); reject != nil {
@@ -126,16 +165,12 @@ func (p *processor) requestHeaders(ctx context.Context, h *extprocv3.HttpHeaders
 	}
 	resp := &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestHeaders{
 		RequestHeaders: &extprocv3.HeadersResponse{Response: &extprocv3.CommonResponse{
-			HeaderMutation: p.credentialMutation(credentialStyleFor(p.route, p.path, hdr)),
+			HeaderMutation: p.s.credentials[credentialStyleFor(p.route, p.path, hdr)],
 		}},
 	}}
 	if !p.metered {
 		// Nothing more to see: Envoy sends no body or response for this request.
-		resp.ModeOverride = &filterv3.ProcessingMode{
-			RequestBodyMode:    filterv3.ProcessingMode_NONE,
-			ResponseHeaderMode: filterv3.ProcessingMode_SKIP,
-			ResponseBodyMode:   filterv3.ProcessingMode_NONE,
-		}
+		resp.ModeOverride = skipTheRest
 		return resp
 	}
 	if n, ok := contentLength(hdr); ok && n > p.s.cfg.MaxRequestBodyBytes {
@@ -146,10 +181,7 @@ func (p *processor) requestHeaders(ctx context.Context, h *extprocv3.HttpHeaders
 		// 413 itself instead of Envoy's plain-text one. Body modes in an
 		// override are always explicit, hence the response's.
 		p.partialRequest = true
-		resp.ModeOverride = &filterv3.ProcessingMode{
-			RequestBodyMode:  filterv3.ProcessingMode_BUFFERED_PARTIAL,
-			ResponseBodyMode: filterv3.ProcessingMode_BUFFERED,
-		}
+		resp.ModeOverride = partialRequestBody
 	}
 	if id := customerFromHeaders(hdr, p.s.cfg.UserHeaderName); id != "" {
 		// The cheapest reject: the body is never read and the upstream never called.
@@ -162,14 +194,14 @@ func (p *processor) requestHeaders(ctx context.Context, h *extprocv3.HttpHeaders
 }
 
 // authenticate returns the 401 to send, or nil when the caller presented the master key.
-func (p *processor) authenticate(hdr map[string]string) *extprocv3.ProcessingResponse {
+func (p *processor) authenticate(hdr headers) *extprocv3.ProcessingResponse {
 	key := apiKey(hdr)
 	if key == "" {
-		p.log.Info("rejected", "reason", "no api key")
+		p.logger().Info("rejected", "reason", "no api key")
 		return errorResponse(401, "auth_error", "Authentication Error, No api key passed in.", "tollgate_auth_missing")
 	}
 	if !p.s.validKey(key) {
-		p.log.Info("rejected", "reason", "invalid api key")
+		p.logger().Info("rejected", "reason", "invalid api key")
 		return errorResponse(401, "auth_error", "Authentication Error, Invalid proxy server token passed.", "tollgate_auth_invalid")
 	}
 	return nil
@@ -177,22 +209,21 @@ func (p *processor) authenticate(hdr map[string]string) *extprocv3.ProcessingRes
 
 // apiKey finds the caller's key where LiteLLM looks: authorization (Bearer),
 // then Azure's api-key, then Anthropic's x-api-key.
-func apiKey(hdr map[string]string) string {
-	if auth := hdr["authorization"]; len(auth) > len("bearer ") && strings.EqualFold(auth[:len("bearer ")], "bearer ") {
+func apiKey(hdr headers) string {
+	if auth := hdr.get("authorization"); len(auth) > len("bearer ") && strings.EqualFold(auth[:len("bearer ")], "bearer ") {
 		if key := strings.TrimSpace(auth[len("bearer "):]); key != "" {
 			return key
 		}
 	}
-	if key := strings.TrimSpace(hdr["api-key"]); key != "" {
+	if key := strings.TrimSpace(hdr.get("api-key")); key != "" {
 		return key
 	}
-	return strings.TrimSpace(hdr["x-api-key"])
+	return strings.TrimSpace(hdr.get("x-api-key"))
 }
 
 // credentialMutation keeps the caller's key away from the upstream, and gives
-// the upstream tollgate's key, when one is configured, where style says.
-func (p *processor) credentialMutation(style credentialStyle) *extprocv3.HeaderMutation {
-	key := p.s.cfg.UpstreamAPIKey
+// the upstream tollgate's key (when key is set) where style says.
+func credentialMutation(key string, style credentialStyle) *extprocv3.HeaderMutation {
 	header, value := "authorization", "Bearer "+key
 	switch style {
 	case anthropicCredential:
@@ -228,8 +259,8 @@ func (p *processor) requestBody(ctx context.Context, b *extprocv3.HttpBody) *ext
 	if int64(len(body)) > p.s.cfg.MaxRequestBodyBytes || (p.partialRequest && !b.GetEndOfStream()) {
 		return p.tooLarge()
 	}
-	if !shallowJSON(body) || !gjson.ValidBytes(body) || !gjson.ParseBytes(body).IsObject() {
-		p.log.Info("rejected", "reason", "request body is not a JSON object", "bytes", len(body))
+	if !shallowJSON(body) || !gjson.ValidBytes(body) || !isObject(body) {
+		p.logger().Info("rejected", "reason", "request body is not a JSON object", "bytes", len(body))
 		return errorResponse(400, "invalid_request_error", "Invalid request body: expected a JSON object.", "tollgate_invalid_body")
 	}
 	p.reqBody = body
@@ -268,7 +299,9 @@ func (p *processor) includeUsage(body []byte) *extprocv3.CommonResponse {
 		return nil
 	}
 	p.forcedUsage = true
-	p.log.Debug("set stream_options.include_usage", "bytes", len(out))
+	if p.s.log.Enabled(context.Background(), slog.LevelDebug) {
+		p.logger().Debug("set stream_options.include_usage", "bytes", len(out))
+	}
 	common := &extprocv3.CommonResponse{
 		BodyMutation: &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_Body{Body: out}},
 	}
@@ -285,7 +318,7 @@ func (p *processor) includeUsage(body []byte) *extprocv3.CommonResponse {
 // tooLarge rejects a request body over MaxRequestBodyBytes.
 func (p *processor) tooLarge() *extprocv3.ProcessingResponse {
 	limit := p.s.cfg.MaxRequestBodyBytes
-	p.log.Info("rejected", "reason", "request body too large", "limit", limit)
+	p.logger().Info("rejected", "reason", "request body too large", "limit", limit)
 	return errorResponse(413, "invalid_request_error",
 		fmt.Sprintf("Request body is too large: the limit is %d bytes.", limit), "tollgate_body_too_large")
 }
@@ -305,7 +338,7 @@ func (p *processor) admit(ctx context.Context) *extprocv3.ProcessingResponse {
 		return p.unavailable(fmt.Errorf("get customer %q: %w", id, err))
 	}
 	if known && c.Blocked {
-		p.log.Info("rejected", "reason", "customer blocked", "customer", id)
+		p.logger().Info("rejected", "reason", "customer blocked", "customer", id)
 		return errorResponse(403, "customer_blocked",
 			"User blocked from making LLM API Calls. User="+id, "tollgate_customer_blocked")
 	}
@@ -325,7 +358,7 @@ func (p *processor) admit(ctx context.Context) *extprocv3.ProcessingResponse {
 	// blocks it: >= rather than LiteLLM's >.
 	spend := c.SpendIn(store.BudgetWindow(b, p.start, p.s.cfg.Location), p.start)
 	if spend >= *b.MaxBudget {
-		p.log.Info("rejected", "reason", "budget exceeded", "customer", id, "budget_id", b.BudgetID,
+		p.logger().Info("rejected", "reason", "budget exceeded", "customer", id, "budget_id", b.BudgetID,
 			"spend", spend.String(), "max_budget", b.MaxBudget.String())
 		return errorResponse(p.s.cfg.BudgetExceededStatus, "budget_exceeded",
 			fmt.Sprintf("ExceededBudget: End User=%s over budget. Spend=%s, Budget=%s", id, spend, *b.MaxBudget),
@@ -345,7 +378,7 @@ func (p *processor) budgetOf(ctx context.Context, c store.Customer, known bool) 
 		if !errors.Is(err, store.ErrNotFound) {
 			return store.Budget{}, false, fmt.Errorf("get budget %q: %w", *c.BudgetID, err)
 		}
-		p.log.Warn("customer's budget does not exist; applying the default budget", "customer", c.UserID, "budget_id", *c.BudgetID)
+		p.logger().Warn("customer's budget does not exist; applying the default budget", "customer", c.UserID, "budget_id", *c.BudgetID)
 	}
 	id := p.s.cfg.DefaultBudgetID
 	if id == "" {
@@ -365,7 +398,7 @@ func (p *processor) budgetOf(ctx context.Context, c store.Customer, known bool) 
 }
 
 func (p *processor) unavailable(err error) *extprocv3.ProcessingResponse {
-	p.log.Error("admission check failed; rejecting the request", "customer", p.customerID, "err", err)
+	p.logger().Error("admission check failed; rejecting the request", "customer", p.customerID, "err", err)
 	return errorResponse(503, "service_unavailable",
 		"Spend tracking is unavailable, so the budget could not be checked. Try again later.", "tollgate_store_unavailable")
 }
@@ -376,20 +409,17 @@ func (p *processor) responseHeaders(ctx context.Context, h *extprocv3.HttpHeader
 	if !p.metered {
 		return resp
 	}
-	hdr := headerMap(h.GetHeaders())
-	code, _ := strconv.Atoi(hdr[":status"])
-	mode := func(m filterv3.ProcessingMode_BodySendMode) {
-		resp.ModeOverride = &filterv3.ProcessingMode{ResponseBodyMode: m}
-	}
+	hdr := headers(h.GetHeaders().GetHeaders())
+	code, _ := strconv.Atoi(hdr.get(":status"))
 	switch {
 	case code < 200 || code > 299:
 		// Errors pass through untouched and cost nothing.
-		mode(filterv3.ProcessingMode_NONE)
-	case isEventStream(hdr["content-type"]):
+		resp.ModeOverride = responseBodyModes[filterv3.ProcessingMode_NONE]
+	case isEventStream(hdr.get("content-type")):
 		// Each chunk is answered at once, so streaming is not slowed down.
 		// content-length must go, or Envoy cuts the stream after one chunk.
-		mode(filterv3.ProcessingMode_STREAMED)
-		b, decoded := newSSEBody(p.route.api, hdr["content-encoding"], p.forcedUsage)
+		resp.ModeOverride = responseBodyModes[filterv3.ProcessingMode_STREAMED]
+		b, decoded := newSSEBody(p.route.api, hdr.get("content-encoding"), p.forcedUsage)
 		p.body = b
 		remove := []string{"content-length"}
 		if decoded {
@@ -401,20 +431,20 @@ func (p *processor) responseHeaders(ctx context.Context, h *extprocv3.HttpHeader
 		cost := p.settle(ctx, tally{}, errors.New("response has no body"), false)
 		headersResp.Response = &extprocv3.CommonResponse{HeaderMutation: costMutation(cost)}
 	default:
-		p.body = &jsonBody{api: p.route.api, encoding: hdr["content-encoding"]}
+		p.body = &jsonBody{api: p.route.api, encoding: hdr.get("content-encoding")}
 		n, known := contentLength(hdr)
 		switch {
 		case known && n <= p.s.cfg.MaxRequestBodyBytes:
-			mode(filterv3.ProcessingMode_BUFFERED)
+			resp.ModeOverride = responseBodyModes[filterv3.ProcessingMode_BUFFERED]
 			p.bufferedResponse = true
 		case known:
 			// Over Envoy's buffer, which would turn it into a 500: read it as
 			// it streams through instead, without the cost header.
-			mode(filterv3.ProcessingMode_STREAMED)
+			resp.ModeOverride = responseBodyModes[filterv3.ProcessingMode_STREAMED]
 		default:
 			// Unknown length: whole when it fits Envoy's buffer, which keeps
 			// the cost header; else only its start is seen.
-			mode(filterv3.ProcessingMode_BUFFERED_PARTIAL)
+			resp.ModeOverride = responseBodyModes[filterv3.ProcessingMode_BUFFERED_PARTIAL]
 			p.bufferedResponse, p.partialResponse = true, true
 		}
 	}
@@ -482,9 +512,9 @@ func (p *processor) settle(ctx context.Context, t tally, usageErr error, cut boo
 		u.CompletionTokens = t.text.tokens(model)
 		u.TotalTokens = addSat(u.PromptTokens, u.CompletionTokens)
 		if cut {
-			p.log.Info("response cut short; charging the prompt and what was streamed", "model", p.model, "reason", usageErr)
+			p.logger().Info("response cut short; charging the prompt and what was streamed", "model", p.model, "reason", usageErr)
 		} else {
-			p.log.Warn("no usage in response; counted tokens locally", "model", p.model, "err", usageErr)
+			p.logger().Warn("no usage in response; counted tokens locally", "model", p.model, "err", usageErr)
 		}
 	}
 	p.reqBody = nil
@@ -534,11 +564,12 @@ func (p *processor) record(ctx context.Context, u responseUsage, estimated bool)
 	_, err := p.s.store.RecordSpend(ctx, l)
 	switch {
 	case errors.Is(err, store.ErrDuplicateRequest):
-		p.log.Debug("spend already recorded", "err", err)
+		p.logger().Debug("spend already recorded", "err", err)
 	case err != nil:
-		p.log.Error("record spend failed", "customer", p.customerID, "model", model, "cost", cost.String(), "err", err)
-	default:
-		p.log.Info("spend recorded", "customer", p.customerID, "model", model,
+		p.logger().Error("record spend failed", "customer", p.customerID, "model", model, "cost", cost.String(), "err", err)
+	case p.s.log.Enabled(ctx, slog.LevelDebug):
+		// Every served request gets here: info would be a line per request.
+		p.logger().Debug("spend recorded", "customer", p.customerID, "model", model,
 			"prompt_tokens", u.PromptTokens, "completion_tokens", u.CompletionTokens, "cost", cost.String(),
 			"unpriced", !priced, "estimated", estimated, "body_chunks", p.bodyChunks)
 	}
@@ -556,32 +587,22 @@ func setHeader(key, value string) *corev3.HeaderValueOption {
 	}
 }
 
-// headerMap flattens Envoy's header list; the first value of a repeated header wins.
-func headerMap(hm *corev3.HeaderMap) map[string]string {
-	m := make(map[string]string, len(hm.GetHeaders()))
-	for _, h := range hm.GetHeaders() {
-		k := strings.ToLower(h.GetKey())
-		if _, dup := m[k]; dup {
-			continue
-		}
-		v := string(h.GetRawValue())
-		if v == "" {
-			v = h.GetValue()
-		}
-		m[k] = v
-	}
-	return m
-}
-
 // contentLength reads a content-length header; ok is false when there is
 // none or it is not a length.
-func contentLength(hdr map[string]string) (n int64, ok bool) {
-	v, present := hdr["content-length"]
+func contentLength(hdr headers) (n int64, ok bool) {
+	v, present := hdr.lookup("content-length")
 	if !present {
 		return 0, false
 	}
 	n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
 	return n, err == nil && n >= 0
+}
+
+// isObject reports whether valid JSON is an object, without copying it as
+// gjson.ParseBytes would.
+func isObject(json []byte) bool {
+	rest := bytes.TrimLeft(json, " \t\r\n")
+	return len(rest) > 0 && rest[0] == '{'
 }
 
 func isEventStream(contentType string) bool {

@@ -74,9 +74,9 @@ const (
 // credentialStyleFor picks the upstream's credential header: Anthropic's for
 // the Messages API and for any request carrying anthropic-version (its other
 // endpoints, such as /v1/messages/count_tokens), Azure's for /openai/… paths.
-func credentialStyleFor(r route, path string, hdr map[string]string) credentialStyle {
+func credentialStyleFor(r route, path string, hdr headers) credentialStyle {
 	switch {
-	case r.api == apiMessages || hdr["anthropic-version"] != "":
+	case r.api == apiMessages || hdr.get("anthropic-version") != "":
 		return anthropicCredential
 	case strings.HasPrefix(path, "/openai/"):
 		return azureCredential

@@ -62,7 +62,7 @@ func TestCredentialStyle(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := credentialStyleFor(parseRoute(tt.path), tt.path, tt.hdr); got != tt.want {
+			if got := credentialStyleFor(parseRoute(tt.path), tt.path, headersOf(tt.hdr)); got != tt.want {
 				t.Errorf("credentialStyleFor = %d, want %d", got, tt.want)
 			}
 		})

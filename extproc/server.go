@@ -101,6 +101,9 @@ type Server struct {
 	store      Store
 	log        *slog.Logger
 	masterHash [sha256.Size]byte
+	// credentials is the request-header mutation of each credentialStyle,
+	// made once: it depends only on the configuration.
+	credentials [azureCredential + 1]*extprocv3.HeaderMutation
 
 	// rates and ledger are the per-process admission state: rate windows
 	// and requests in flight, and strict-budget reservations.
@@ -140,7 +143,7 @@ func NewServer(cfg Config, st Store) *Server {
 	if cfg.Location == nil {
 		cfg.Location = time.UTC
 	}
-	return &Server{
+	s := &Server{
 		cfg:        cfg,
 		store:      st,
 		log:        cfg.Logger,
@@ -148,6 +151,10 @@ func NewServer(cfg Config, st Store) *Server {
 		rates:      limits.NewRates(limits.Config{Window: cfg.RateWindow, Now: cfg.Now}),
 		ledger:     limits.NewLedger(),
 	}
+	for style := range s.credentials {
+		s.credentials[style] = credentialMutation(cfg.UpstreamAPIKey, credentialStyle(style))
+	}
+	return s
 }
 
 func randomID() string {
@@ -160,7 +167,7 @@ func randomID() string {
 // exactly one ProcessingResponse of the matching kind, in order.
 func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error {
 	ctx := stream.Context()
-	p := &processor{s: s, log: s.log}
+	p := &processor{s: s}
 	// However the stream ends, a response still streaming is charged and
 	// what admission took (a parallel slot, reservations) is given back.
 	defer p.finish(ctx)
@@ -170,7 +177,7 @@ func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error
 			return nil
 		}
 		if err != nil {
-			p.log.Debug("ext_proc stream ended", "err", err)
+			p.logger().Debug("ext_proc stream ended", "err", err)
 			return err
 		}
 		resp, err := p.handle(ctx, req)
@@ -178,7 +185,7 @@ func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error
 			return err
 		}
 		if err := stream.Send(resp); err != nil {
-			p.log.Debug("ext_proc send failed", "err", err)
+			p.logger().Debug("ext_proc send failed", "err", err)
 			return err
 		}
 	}

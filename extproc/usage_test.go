@@ -178,3 +178,27 @@ func checkCounts(t *testing.T, u responseUsage) {
 		}
 	}
 }
+
+func TestIsObject(t *testing.T) {
+	tests := []struct {
+		name, json string
+		want       bool
+	}{
+		{"object", `{"a":1}`, true},
+		{"empty object", `{}`, true},
+		{"leading whitespace", " \t\r\n{}", true},
+		{"array", `[{}]`, false},
+		{"string", `"{}"`, false},
+		{"number", `1`, false},
+		{"null", `null`, false},
+		{"whitespace only", " \n", false},
+		{"empty", ``, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := isObject([]byte(tt.json)); got != tt.want {
+				t.Errorf("isObject(%q) = %v, want %v", tt.json, got, tt.want)
+			}
+		})
+	}
+}

@@ -31,20 +31,19 @@ wait_for() {
 	exit 1
 }
 
-# The demo's config.yaml, in LiteLLM's format: the seed's "mistral" model gets
-# mistral-small-latest's prices, and WEBHOOK_URL turns on webhook alerting
-# (LiteLLM needs both the URL and alerting: ["webhook"]).
-config=data/demo-config.yaml
-{
-	if [ -n "${WEBHOOK_URL:-}" ]; then
-		printf 'general_settings:\n  alerting: ["webhook"]\n'
-	fi
-	printf 'model_list:\n  - model_name: mistral\n    litellm_params:\n      input_cost_per_token: 0.00000006\n      output_cost_per_token: 0.00000018\n'
-} > "$config"
+# With WEBHOOK_URL set, a config.yaml in LiteLLM's format turns webhook alerting on
+# (LiteLLM needs both the URL and alerting: ["webhook"]). The seed's models, "mistral"
+# among them, are priced by the embedded table without one.
+config_args=()
+if [ -n "${WEBHOOK_URL:-}" ]; then
+	config=data/demo-config.yaml
+	printf 'general_settings:\n  alerting: ["webhook"]\n' > "$config"
+	config_args=(--config "$config")
+fi
 
 bin/mockllm -addr 127.0.0.1:8081 > data/mockllm.log 2>&1 &
 pids+=($!)
-TOLLGATE_MASTER_KEY=${TOLLGATE_MASTER_KEY:-sk-1234} bin/tollgate --data-dir ./data --config "$config" > data/tollgate.log 2>&1 &
+TOLLGATE_MASTER_KEY=${TOLLGATE_MASTER_KEY:-sk-1234} bin/tollgate --data-dir ./data "${config_args[@]}" > data/tollgate.log 2>&1 &
 pids+=($!)
 "$envoy_bin" -c envoy/envoy.yaml --log-level warn > data/envoy.log 2>&1 &
 pids+=($!)

@@ -24,6 +24,8 @@ var (
 	ErrDuplicateRequest = errors.New("request already recorded")
 	// ErrClosed means the store has been closed.
 	ErrClosed = errors.New("store closed")
+	// ErrBadCursor means SpendLogQuery.After is not a cursor QuerySpendLogs returned.
+	ErrBadCursor = errors.New("invalid spend log cursor")
 )
 
 // MissingError lists the ids that were not found by a multi-id operation
@@ -143,6 +145,27 @@ type SpendLog struct {
 	ModelWindow Window
 }
 
+// SpendLogQuery selects the spend logs QuerySpendLogs returns. Zero-valued
+// filters select everything.
+type SpendLogQuery struct {
+	// CustomerID keeps one customer's logs; "" keeps every log, those of
+	// requests that named no customer included.
+	CustomerID string
+	// Model keeps the logs of exactly this model.
+	Model string
+	// RequestID keeps only the log with this request id.
+	RequestID string
+	// Start and End keep the logs whose StartTime is in [Start, End); a zero
+	// bound is open.
+	Start, End time.Time
+	// After is the cursor the previous page returned; "" starts at the first
+	// log. A cursor is a position in the order (start time, request id), so
+	// any query resumes after it; paging keeps the filters the same.
+	After string
+	// Limit is the most logs one page holds; it must be positive.
+	Limit int
+}
+
 // SpendResult is what RecordSpend did.
 type SpendResult struct {
 	// Customer is the customer row after the increment; zero when the log had no customer.
@@ -203,6 +226,12 @@ type Store interface {
 	RecordSpend(ctx context.Context, l SpendLog) (SpendResult, error)
 	// SpendLogs returns the spend logs of one customer ("" = all) ordered by StartTime.
 	SpendLogs(ctx context.Context, customerID string) ([]SpendLog, error)
+	// QuerySpendLogs returns one page of the logs q selects, ordered by
+	// StartTime then RequestID, and the cursor of the next page: "" when no
+	// log is left. A backend may bound the work of one call, so a page can
+	// hold fewer than q.Limit logs, even none, while the cursor is not "";
+	// callers page until it is. ErrBadCursor when q.After is not a cursor.
+	QuerySpendLogs(ctx context.Context, q SpendLogQuery) (logs []SpendLog, next string, err error)
 
 	// Close flushes and closes the store.
 	Close() error

@@ -1,7 +1,6 @@
 package istio
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,14 +8,11 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
-	"time"
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
@@ -233,14 +229,15 @@ func TestGatewayEnvoyFilterInEnvoy(t *testing.T) {
 	t.Cleanup(srv.Stop)
 
 	ef := only[*clientnetworking.EnvoyFilter](t, readManifests(t, "envoyfilter-gateway.yaml"))
-	config := filepath.Join(t.TempDir(), "gateway.yaml")
-	if err := os.WriteFile(config, gatewayBootstrap(t, ef, lis.Addr().String()), 0o600); err != nil {
+	config := gatewayBootstrap(t, ef, lis.Addr().String())
+	path := filepath.Join(t.TempDir(), "gateway.yaml")
+	if err := os.WriteFile(path, config, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := envoy.Validate(t.Context(), bin, config); err != nil {
+	if err := envoy.Validate(t.Context(), bin, path); err != nil {
 		t.Fatal(err)
 	}
-	url := runEnvoy(t, bin, config)
+	url := envoy.StartForTest(t, envoy.StartOptions{Bin: bin, Config: config, Concurrency: 1}).URL()
 
 	bigBody := strings.Repeat("x", 2<<20)
 	for _, c := range []struct {
@@ -276,113 +273,4 @@ func TestGatewayEnvoyFilterInEnvoy(t *testing.T) {
 	if diff := cmp.Diff([]string{"/v1/chat/completions", "/v1/embeddings"}, fake.seen()); diff != "" {
 		t.Errorf("paths ext_proc saw (-want +got):\n%s", diff)
 	}
-}
-
-// runEnvoy starts Envoy on config with its admin and listener on port 0, and
-// returns the listener's URL once Envoy is ready. Envoy is stopped, and its
-// log printed on failure, when the test ends.
-func runEnvoy(t *testing.T, bin, config string) string {
-	t.Helper()
-	adminPath := filepath.Join(t.TempDir(), "admin-address")
-	cmd := exec.Command(bin, "-c", config, "--admin-address-path", adminPath, "--use-dynamic-base-id",
-		"--concurrency", "1", "--log-level", "info")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	log := &lockedBuffer{}
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(exited)
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		<-exited
-		if t.Failed() {
-			t.Logf("---- envoy log ----\n%s", log.String())
-		}
-	})
-
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	wait := func(what string) {
-		select {
-		case <-exited:
-			t.Fatalf("envoy exited before %s", what)
-		case <-ctx.Done():
-			t.Fatalf("envoy not %s within 30s", what)
-		case <-tick.C:
-		}
-	}
-	var addr []byte
-	for len(addr) == 0 {
-		addr, _ = os.ReadFile(adminPath) // absent until Envoy's admin listens
-		if len(addr) == 0 {
-			wait("listening")
-		}
-	}
-	admin := "http://" + strings.TrimSpace(string(addr))
-	for get(t, ctx, admin+"/ready") == nil {
-		wait("ready")
-	}
-	var listeners struct {
-		ListenerStatuses []struct {
-			LocalAddress struct {
-				SocketAddress struct {
-					PortValue int `json:"port_value"`
-				} `json:"socket_address"`
-			} `json:"local_address"`
-		} `json:"listener_statuses"`
-	}
-	if err := json.Unmarshal(get(t, ctx, admin+"/listeners?format=json"), &listeners); err != nil {
-		t.Fatal(err)
-	}
-	if len(listeners.ListenerStatuses) != 1 {
-		t.Fatalf("envoy has %d listeners, want 1", len(listeners.ListenerStatuses))
-	}
-	return fmt.Sprintf("http://127.0.0.1:%d", listeners.ListenerStatuses[0].LocalAddress.SocketAddress.PortValue)
-}
-
-// lockedBuffer collects Envoy's output for the failure log.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// get returns the body of a 200 answer to GET url, or nil for another status.
-func get(t *testing.T, ctx context.Context, url string) []byte {
-	t.Helper()
-	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil
-	}
-	return b
 }

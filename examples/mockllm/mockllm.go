@@ -6,7 +6,8 @@
 // should record. Request headers (the Header* constants) force errors and
 // latency and shape the response: compression, how a stream is cut into
 // chunks and formatted, streams cut short, usage left out. /__mock/* endpoints
-// let tests see what reached it and what it sent back.
+// let tests see what reached it and what it sent back, and release the
+// requests it holds.
 package mockllm
 
 import (
@@ -48,6 +49,10 @@ const (
 	HeaderStatus = "x-mock-status"
 	// HeaderDelay delays the response by that many milliseconds.
 	HeaderDelay = "x-mock-delay-ms"
+	// HeaderHold ("true") holds the request, after any delay, until
+	// POST /__mock/release (Release) or until the client goes away, so a
+	// test can keep requests in flight for as long as it needs.
+	HeaderHold = "x-mock-hold"
 )
 
 // Server is the mock upstream; it is an http.Handler safe for concurrent use.
@@ -61,6 +66,10 @@ type Server struct {
 	// inFlight counts LLM requests being served; maxInFlight is its peak
 	// since New or the last Reset.
 	inFlight, maxInFlight int64
+	// held counts the requests waiting for release, which Release closes
+	// (nil until a request is held).
+	held    int64
+	release chan struct{}
 }
 
 // New returns a Server with no requests recorded.
@@ -90,6 +99,8 @@ type Stats struct {
 	// MaxInFlight is the most there were at once.
 	InFlight    int64 `json:"in_flight"`
 	MaxInFlight int64 `json:"max_in_flight"`
+	// Held is how many of the requests in flight wait for Release (HeaderHold).
+	Held int64 `json:"held"`
 }
 
 // Requests returns how many LLM requests were received: every request outside
@@ -104,7 +115,7 @@ func (s *Server) Requests() int64 {
 func (s *Server) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return Stats{Requests: s.count, ByPath: maps.Clone(s.byPath), InFlight: s.inFlight, MaxInFlight: s.maxInFlight}
+	return Stats{Requests: s.count, ByPath: maps.Clone(s.byPath), InFlight: s.inFlight, MaxInFlight: s.maxInFlight, Held: s.held}
 }
 
 // Last returns the most recent LLM request, and false if there was none.
@@ -128,6 +139,20 @@ func (s *Server) Reset() {
 	s.byPath = map[string]int64{}
 	s.last = nil
 	s.maxInFlight = s.inFlight
+}
+
+// Release lets every request held now (HeaderHold) go on, and returns how
+// many there were. Requests held after it wait for the next Release.
+func (s *Server) Release() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := s.held
+	if s.release != nil {
+		close(s.release)
+		s.release = nil
+	}
+	s.held = 0
+	return n
 }
 
 // ServeHTTP serves the LLM endpoints and /__mock/*.
@@ -156,7 +181,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed", r.Method))
 		return
 	}
-	if !delay(w, r) {
+	if !delay(w, r) || !s.hold(w, r) {
 		return
 	}
 	if v := r.Header.Get(HeaderStatus); v != "" {
@@ -318,6 +343,43 @@ func delay(w http.ResponseWriter, r *http.Request) bool {
 	}
 }
 
+// hold waits for Release if the request asks to be held. It returns false if
+// the response is finished: the header was invalid or the client went away.
+func (s *Server) hold(w http.ResponseWriter, r *http.Request) bool {
+	v := r.Header.Get(HeaderHold)
+	if v == "" {
+		return true
+	}
+	hold, err := strconv.ParseBool(v)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("%s must be true or false, got %q", HeaderHold, v))
+		return false
+	}
+	if !hold {
+		return true
+	}
+	s.mu.Lock()
+	if s.release == nil {
+		s.release = make(chan struct{})
+	}
+	released := s.release
+	s.held++
+	s.mu.Unlock()
+	select {
+	case <-released:
+		return true
+	case <-r.Context().Done():
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		select {
+		case <-released: // Release has already stopped counting it
+		default:
+			s.held--
+		}
+		return false
+	}
+}
+
 func (s *Server) serveIntrospection(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
 	case "/__mock/stats":
@@ -344,6 +406,12 @@ func (s *Server) serveIntrospection(w http.ResponseWriter, r *http.Request) {
 		}
 		s.Reset()
 		w.WriteHeader(http.StatusNoContent)
+	case "/__mock/release":
+		if r.Method != http.MethodPost {
+			methodNotAllowed(w, http.MethodPost)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]int64{"released": s.Release()})
 	default:
 		writeError(w, http.StatusNotFound, fmt.Sprintf("unknown path %s", r.URL.Path))
 	}

@@ -185,6 +185,11 @@ func TestResponses(t *testing.T) {
 			want:   jsonError(400, "invalid_request_error", `x-mock-delay-ms must be a non-negative integer, got "-1"`),
 		},
 		{
+			name: "bad hold", method: "POST", path: "/v1/chat/completions", body: chat,
+			header: map[string]string{"x-mock-hold": "later"},
+			want:   jsonError(400, "invalid_request_error", `x-mock-hold must be true or false, got "later"`),
+		},
+		{
 			name: "malformed json", method: "POST", path: "/v1/chat/completions", body: `{"model":"m",`,
 			want: jsonError(400, "invalid_request_error", "We could not parse the JSON body of your request: unexpected end of JSON input"),
 		},
@@ -396,7 +401,7 @@ func TestIntrospection(t *testing.T) {
 	}{
 		{
 			name: "stats", method: "GET", path: "/__mock/stats",
-			want: jsonOK(`{"requests":3,"by_path":{"/v1/chat/completions":2,"/v1/embeddings":1},"in_flight":0,"max_in_flight":1}`),
+			want: jsonOK(`{"requests":3,"by_path":{"/v1/chat/completions":2,"/v1/embeddings":1},"in_flight":0,"max_in_flight":1,"held":0}`),
 		},
 		{
 			name: "last", method: "GET", path: "/__mock/last",
@@ -405,9 +410,11 @@ func TestIntrospection(t *testing.T) {
 		},
 		{name: "stats rejects POST", method: "POST", path: "/__mock/stats", want: jsonError(405, "invalid_request_error", "method not allowed")},
 		{name: "reset rejects GET", method: "GET", path: "/__mock/reset", want: jsonError(405, "invalid_request_error", "method not allowed")},
+		{name: "release rejects GET", method: "GET", path: "/__mock/release", want: jsonError(405, "invalid_request_error", "method not allowed")},
+		{name: "release with none held", method: "POST", path: "/__mock/release", want: jsonOK(`{"released":0}`)},
 		{name: "unknown", method: "GET", path: "/__mock/nope", want: jsonError(404, "invalid_request_error", "unknown path /__mock/nope")},
 		{name: "reset", method: "POST", path: "/__mock/reset", want: response{Status: 204}},
-		{name: "stats after reset", method: "GET", path: "/__mock/stats", want: jsonOK(`{"requests":0,"by_path":{},"in_flight":0,"max_in_flight":0}`)},
+		{name: "stats after reset", method: "GET", path: "/__mock/stats", want: jsonOK(`{"requests":0,"by_path":{},"in_flight":0,"max_in_flight":0,"held":0}`)},
 		{name: "last after reset", method: "GET", path: "/__mock/last", want: jsonError(404, "invalid_request_error", "no request received yet")},
 	}
 	for _, st := range steps {
@@ -505,6 +512,75 @@ func TestInFlight(t *testing.T) {
 	s.Reset()
 	if got := s.Stats().MaxInFlight; got != 0 {
 		t.Errorf("peak after Reset = %d, want 0", got)
+	}
+}
+
+// TestHold: held requests are answered only after Release, which frees just
+// the requests held at that moment; a held request whose client goes away is
+// no longer counted.
+func TestHold(t *testing.T) {
+	s := newServer()
+	const chat = `{"model":"m","messages":[{"role":"user","content":"hi"}]}`
+	waitHeld := func(want int64) {
+		t.Helper()
+		deadline := time.After(10 * time.Second)
+		tick := time.NewTicker(time.Millisecond)
+		defer tick.Stop()
+		for s.Stats().Held != want {
+			select {
+			case <-deadline:
+				t.Fatalf("held = %d, want %d", s.Stats().Held, want)
+			case <-tick.C:
+			}
+		}
+	}
+	hold := map[string]string{"x-mock-hold": "true"}
+	answered := make(chan response, 3)
+	for range 3 {
+		go func() { answered <- serve(s, "POST", "/v1/chat/completions", chat, hold) }()
+	}
+	waitHeld(3)
+	if got := serve(s, "POST", "/v1/chat/completions", chat, map[string]string{"x-mock-hold": "false"}); got.Status != http.StatusOK {
+		t.Errorf("x-mock-hold false: status %d, want 200 without waiting", got.Status)
+	}
+	if len(answered) != 0 {
+		t.Fatalf("%d held requests answered before Release", len(answered))
+	}
+
+	// A client that hangs up while held.
+	ctx, hangUp := context.WithCancel(context.Background())
+	gone := make(chan struct{})
+	go func() {
+		defer close(gone)
+		req := httptest.NewRequestWithContext(ctx, "POST", "/v1/chat/completions", strings.NewReader(chat))
+		req.Header.Set("x-mock-hold", "true")
+		s.ServeHTTP(httptest.NewRecorder(), req)
+	}()
+	waitHeld(4)
+	hangUp()
+	<-gone
+	waitHeld(3)
+
+	if got, want := serve(s, "POST", "/__mock/release", "", nil), jsonOK(`{"released":3}`); !cmp.Equal(want, got) {
+		t.Errorf("release (-want +got):\n%s", cmp.Diff(want, got))
+	}
+	for range 3 {
+		if got := <-answered; got.Status != http.StatusOK {
+			t.Errorf("released request: status %d, want 200: %s", got.Status, got.Body)
+		}
+	}
+	if got := s.Stats(); got.Held != 0 || got.InFlight != 0 {
+		t.Errorf("after release: held %d, in flight %d; want 0 and 0", got.Held, got.InFlight)
+	}
+
+	// A request held after Release waits for the next one.
+	go func() { answered <- serve(s, "POST", "/v1/chat/completions", chat, hold) }()
+	waitHeld(1)
+	if n := s.Release(); n != 1 {
+		t.Errorf("second Release() = %d, want 1", n)
+	}
+	if got := <-answered; got.Status != http.StatusOK {
+		t.Errorf("request held after the first release: status %d, want 200", got.Status)
 	}
 }
 

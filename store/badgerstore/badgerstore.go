@@ -64,6 +64,10 @@ type Options struct {
 	// Alerting is the webhook event policy RecordSpend applies; the zero
 	// value writes no events.
 	Alerting store.Alerting
+	// CacheSize caps the customers, and apart from them the budgets, that
+	// GetCustomer and GetBudget keep decoded in memory; 0 means
+	// DefaultCacheSize.
+	CacheSize int
 }
 
 // Store is a store.Store backed by Badger. Create it with Open.
@@ -84,6 +88,11 @@ type Store struct {
 	alerting store.Alerting
 	dbID     string        // names this database in event ids
 	ready    chan struct{} // EventsReady
+
+	// customers and budgets cache what GetCustomer and GetBudget read; every
+	// write of either keeps them right (cache.go).
+	customers *cache[customerRec]
+	budgets   *cache[budgetRec]
 }
 
 // Open opens (or creates) the database and starts the spend writer.
@@ -138,6 +147,11 @@ func Open(opts Options) (*Store, error) {
 	if s.newID == nil {
 		s.newID = randomID
 	}
+	size := opts.CacheSize
+	if size <= 0 {
+		size = DefaultCacheSize
+	}
+	s.customers, s.budgets = newCache[customerRec](size), newCache[budgetRec](size)
 	go s.writeLoop()
 	return s, nil
 }

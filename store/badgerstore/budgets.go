@@ -28,6 +28,7 @@ func (s *Store) CreateBudget(ctx context.Context, b store.Budget) (store.Budget,
 		out = rec.budget(b.BudgetID)
 		return nil
 	})
+	s.forget(nil, []string{b.BudgetID})
 	if err != nil {
 		return store.Budget{}, fmt.Errorf("create budget: %w", err)
 	}
@@ -36,14 +37,11 @@ func (s *Store) CreateBudget(ctx context.Context, b store.Budget) (store.Budget,
 
 // GetBudget returns the budget or store.ErrNotFound.
 func (s *Store) GetBudget(ctx context.Context, id string) (store.Budget, error) {
-	var rec budgetRec
-	err := s.view(ctx, func(txn *badger.Txn) error {
-		return get(txn, key(prefixBudget, id), &rec)
-	})
+	rec, err := readCached(ctx, s, s.budgets, prefixBudget, id)
 	if err != nil {
 		return store.Budget{}, fmt.Errorf("get budget %q: %w", id, err)
 	}
-	return rec.budget(id), nil
+	return detachBudget(rec.budget(id)), nil
 }
 
 // UpdateBudget runs fn on the stored budget and writes the result. CreatedAt
@@ -81,6 +79,7 @@ func (s *Store) UpdateBudget(ctx context.Context, id string, fn func(*store.Budg
 		out = rec.budget(id)
 		return put(txn, bk, rec)
 	})
+	s.forget(nil, []string{id})
 	if err != nil {
 		return store.Budget{}, fmt.Errorf("update budget %q: %w", id, err)
 	}
@@ -117,11 +116,13 @@ func (s *Store) DeleteBudget(ctx context.Context, id string) (store.Budget, erro
 	for {
 		var out store.Budget
 		var deleted bool
+		var unlinked []string
 		err := s.update(ctx, func(txn *badger.Txn) error {
-			rec, done, err := deleteBudget(txn, id, s.stamp(), unlinkChunk)
-			out, deleted = rec.budget(id), done
+			rec, uids, done, err := deleteBudget(txn, id, s.stamp(), unlinkChunk)
+			out, unlinked, deleted = rec.budget(id), uids, done
 			return err
 		})
+		s.forget(unlinked, []string{id})
 		if err != nil {
 			return store.Budget{}, fmt.Errorf("delete budget %q: %w", id, err)
 		}
@@ -152,11 +153,11 @@ func insertBudget(txn *badger.Txn, id string, rec budgetRec) error {
 
 // deleteBudget unlinks up to limit customers (0: all) from budget id and,
 // when none is left, deletes the budget and its owner entry; done reports that
-// it did.
-func deleteBudget(txn *badger.Txn, id string, now time.Time, limit int) (rec budgetRec, done bool, err error) {
+// it did. unlinked lists the customers whose rows it rewrote.
+func deleteBudget(txn *badger.Txn, id string, now time.Time, limit int) (rec budgetRec, unlinked []string, done bool, err error) {
 	bk := key(prefixBudget, id)
 	if err := get(txn, bk, &rec); err != nil {
-		return budgetRec{}, false, err
+		return budgetRec{}, nil, false, err
 	}
 	var links [][]byte
 	more := false
@@ -174,26 +175,27 @@ func deleteBudget(txn *badger.Txn, id string, now time.Time, limit int) (rec bud
 		var c customerRec
 		err := get(txn, ck, &c)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			return budgetRec{}, false, err
+			return budgetRec{}, nil, false, err
 		}
 		if err == nil && c.BudgetID != nil && *c.BudgetID == id {
 			c.BudgetID = nil
 			c.UpdatedAt = now
 			if err := put(txn, ck, c); err != nil {
-				return budgetRec{}, false, err
+				return budgetRec{}, nil, false, err
 			}
+			unlinked = append(unlinked, uid)
 		}
 		if err := txn.Delete(pairKey(prefixBudgetLink, id, uid)); err != nil {
-			return budgetRec{}, false, err
+			return budgetRec{}, nil, false, err
 		}
 	}
 	if more {
-		return rec, false, nil
+		return rec, unlinked, false, nil
 	}
 	if rec.Owner != "" {
 		if err := txn.Delete(pairKey(prefixOwner, rec.Owner, id)); err != nil {
-			return budgetRec{}, false, err
+			return budgetRec{}, nil, false, err
 		}
 	}
-	return rec, true, txn.Delete(bk)
+	return rec, unlinked, true, txn.Delete(bk)
 }

@@ -19,6 +19,7 @@ func (s *Store) CreateCustomer(ctx context.Context, c store.Customer, inline *st
 		return store.Customer{}, errors.New("create customer: empty user id")
 	}
 	var out store.Customer
+	var budgets []string // inline budgets created, one per attempt
 	err := s.update(ctx, func(txn *badger.Txn) error {
 		now := s.stamp()
 		ck := key(prefixCustomer, c.UserID)
@@ -39,6 +40,7 @@ func (s *Store) CreateCustomer(ctx context.Context, c store.Customer, inline *st
 			}
 			b.Owner = c.UserID
 			b.CreatedAt, b.UpdatedAt = now, now
+			budgets = append(budgets, b.BudgetID)
 			if err := insertBudget(txn, b.BudgetID, budgetRecOf(b)); err != nil {
 				return err
 			}
@@ -54,6 +56,7 @@ func (s *Store) CreateCustomer(ctx context.Context, c store.Customer, inline *st
 		out = rec.customer(c.UserID)
 		return put(txn, ck, rec)
 	})
+	s.forget([]string{c.UserID}, budgets)
 	if err != nil {
 		return store.Customer{}, fmt.Errorf("create customer %q: %w", c.UserID, err)
 	}
@@ -62,20 +65,18 @@ func (s *Store) CreateCustomer(ctx context.Context, c store.Customer, inline *st
 
 // GetCustomer returns the customer or store.ErrNotFound.
 func (s *Store) GetCustomer(ctx context.Context, id string) (store.Customer, error) {
-	var rec customerRec
-	err := s.view(ctx, func(txn *badger.Txn) error {
-		return get(txn, key(prefixCustomer, id), &rec)
-	})
+	rec, err := readCached(ctx, s, s.customers, prefixCustomer, id)
 	if err != nil {
 		return store.Customer{}, fmt.Errorf("get customer %q: %w", id, err)
 	}
-	return rec.customer(id), nil
+	return detachCustomer(rec.customer(id)), nil
 }
 
 // UpdateCustomer applies p in one transaction: BudgetID first, then MaxBudget
 // (so a patch with both sets the limit on the newly linked budget).
 func (s *Store) UpdateCustomer(ctx context.Context, id string, p store.CustomerPatch) (store.Customer, error) {
 	var out store.Customer
+	var budgets []string // budgets setMaxBudget wrote
 	err := s.update(ctx, func(txn *badger.Txn) error {
 		now := s.stamp()
 		ck := key(prefixCustomer, id)
@@ -84,16 +85,16 @@ func (s *Store) UpdateCustomer(ctx context.Context, id string, p store.CustomerP
 			return err
 		}
 		if p.Alias != nil {
-			rec.Alias = clone(p.Alias)
+			rec.Alias = copyPtr(p.Alias)
 		}
 		if p.Blocked != nil {
 			rec.Blocked = *p.Blocked
 		}
 		if p.AllowedModelRegion != nil {
-			rec.AllowedModelRegion = clone(p.AllowedModelRegion)
+			rec.AllowedModelRegion = copyPtr(p.AllowedModelRegion)
 		}
 		if p.DefaultModel != nil {
-			rec.DefaultModel = clone(p.DefaultModel)
+			rec.DefaultModel = copyPtr(p.DefaultModel)
 		}
 		if p.BudgetID != nil {
 			if err := linkBudget(txn, *p.BudgetID, id); err != nil {
@@ -104,17 +105,19 @@ func (s *Store) UpdateCustomer(ctx context.Context, id string, p store.CustomerP
 					return err
 				}
 			}
-			rec.BudgetID = clone(p.BudgetID)
+			rec.BudgetID = copyPtr(p.BudgetID)
 		}
 		if p.MaxBudget != nil {
 			if err := s.setMaxBudget(txn, id, &rec, *p.MaxBudget, now); err != nil {
 				return err
 			}
+			budgets = append(budgets, *rec.BudgetID)
 		}
 		rec.UpdatedAt = now
 		out = rec.customer(id)
 		return put(txn, ck, rec)
 	})
+	s.forget([]string{id}, budgets)
 	if err != nil {
 		return store.Customer{}, fmt.Errorf("update customer %q: %w", id, err)
 	}
@@ -159,6 +162,7 @@ func (s *Store) setMaxBudget(txn *badger.Txn, id string, rec *customerRec, limit
 // them (customers on those are unlinked); their spend logs are kept.
 func (s *Store) DeleteCustomers(ctx context.Context, ids []string) (int, error) {
 	ids = dedupe(ids)
+	var unlinked, budgets []string // what deleting owned budgets touched
 	err := s.update(ctx, func(txn *badger.Txn) error {
 		var missing []string
 		for _, id := range ids {
@@ -176,9 +180,12 @@ func (s *Store) DeleteCustomers(ctx context.Context, ids []string) (int, error) 
 		now := s.stamp()
 		for _, id := range ids {
 			for _, bid := range scanKeys(txn, pairPrefix(prefixOwner, id, 0), 0) {
-				if _, _, err := deleteBudget(txn, string(bid), now, 0); err != nil && !errors.Is(err, store.ErrNotFound) {
+				_, uids, _, err := deleteBudget(txn, string(bid), now, 0)
+				if err != nil && !errors.Is(err, store.ErrNotFound) {
 					return err
 				}
+				unlinked = append(unlinked, uids...)
+				budgets = append(budgets, string(bid))
 			}
 			ck := key(prefixCustomer, id)
 			var rec customerRec
@@ -200,6 +207,7 @@ func (s *Store) DeleteCustomers(ctx context.Context, ids []string) (int, error) 
 		}
 		return nil
 	})
+	s.forget(append(unlinked, ids...), budgets)
 	if err != nil {
 		return 0, fmt.Errorf("delete customers: %w", err)
 	}
@@ -259,6 +267,7 @@ func (s *Store) SetBlocked(ctx context.Context, ids []string, blocked bool) ([]s
 		}
 		return nil
 	})
+	s.forget(ids, nil)
 	if err != nil {
 		return nil, fmt.Errorf("set blocked: %w", err)
 	}
@@ -301,8 +310,14 @@ func dedupe(ids []string) []string {
 	return out
 }
 
-// clone copies *p so stored records never alias a caller's patch.
-func clone[T any](p *T) *T {
-	v := *p
-	return &v
+// forget drops from the caches what a write may have changed. Writes call it
+// once Badger has answered, whatever the answer: a failed commit changed
+// nothing, so dropping is merely wasted.
+func (s *Store) forget(customers, budgets []string) {
+	if len(customers) > 0 {
+		s.customers.invalidate(customers...)
+	}
+	if len(budgets) > 0 {
+		s.budgets.invalidate(budgets...)
+	}
 }

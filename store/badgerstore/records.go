@@ -113,6 +113,56 @@ func (r customerRec) customer(id string) store.Customer {
 	}
 }
 
+// detach returns a copy of r that shares nothing with it.
+func (r *customerRec) detach() *customerRec {
+	c := *r
+	c.Alias = copyPtr(r.Alias)
+	c.AllowedModelRegion = copyPtr(r.AllowedModelRegion)
+	c.DefaultModel = copyPtr(r.DefaultModel)
+	c.BudgetID = copyPtr(r.BudgetID)
+	c.ModelSpend = maps.Clone(r.ModelSpend)
+	return &c
+}
+
+// detachCustomer copies what c's pointers point at, so that a caller
+// changing them cannot change a cached record.
+func detachCustomer(c store.Customer) store.Customer {
+	c.Alias = copyPtr(c.Alias)
+	c.AllowedModelRegion = copyPtr(c.AllowedModelRegion)
+	c.DefaultModel = copyPtr(c.DefaultModel)
+	c.BudgetID = copyPtr(c.BudgetID)
+	return c
+}
+
+// detachBudget is detachCustomer for a budget whose ModelMaxBudget map and
+// AllowedModels slice are already copies (budgetRec.budget makes them).
+func detachBudget(b store.Budget) store.Budget {
+	b.MaxBudget = copyPtr(b.MaxBudget)
+	b.SoftBudget = copyPtr(b.SoftBudget)
+	b.MaxParallelRequests = copyPtr(b.MaxParallelRequests)
+	b.TPMLimit = copyPtr(b.TPMLimit)
+	b.RPMLimit = copyPtr(b.RPMLimit)
+	b.BudgetDuration = copyPtr(b.BudgetDuration)
+	b.BudgetResetAt = copyPtr(b.BudgetResetAt)
+	for m, mb := range b.ModelMaxBudget {
+		b.ModelMaxBudget[m] = store.ModelBudget{
+			MaxBudget:      copyPtr(mb.MaxBudget),
+			BudgetDuration: copyPtr(mb.BudgetDuration),
+			TPMLimit:       copyPtr(mb.TPMLimit),
+			RPMLimit:       copyPtr(mb.RPMLimit),
+		}
+	}
+	return b
+}
+
+func copyPtr[T any](p *T) *T {
+	if p == nil {
+		return nil
+	}
+	v := *p
+	return &v
+}
+
 // budgetRec is the stored form of store.Budget; the budget id is the key.
 // Slices and maps keep null apart from empty, so both round-trip.
 type budgetRec struct {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/dgraph-io/badger/v4"
 
@@ -82,16 +84,28 @@ func (s *Store) writeLoop() {
 // transaction (very long fields) is split in halves until it fits.
 func (s *Store) commitSpend(batch []*spendReq) {
 	results := make([]spendResp, len(batch))
+	customers := make(map[string]*customerRec)
+	gen := s.customers.generation()
 	// Conflicts come only from admin writes, which are few and short, so
 	// retrying until the batch wins ends; the writer has no caller ctx to honour.
 	err := s.retry(context.Background(), func(txn *badger.Txn) error {
-		return s.applySpend(txn, batch, results)
+		return s.applySpend(txn, batch, results, customers)
 	})
 	if errors.Is(err, errTxnTooBig) && len(batch) > 1 {
 		half := len(batch) / 2
 		s.commitSpend(batch[:half])
 		s.commitSpend(batch[half:])
 		return
+	}
+	// The rows are cached before any caller hears back, so a GetCustomer
+	// after RecordSpend returns sees the spend.
+	if err == nil {
+		for id, c := range customers {
+			customers[id] = c.detach()
+		}
+		s.customers.install(gen, customers)
+	} else {
+		s.forget(slices.Collect(maps.Keys(customers)), nil)
 	}
 	events := false
 	for i, r := range batch {
@@ -106,13 +120,14 @@ func (s *Store) commitSpend(batch []*spendReq) {
 	}
 }
 
-// applySpend writes every new record of batch in txn and fills results. It
-// starts from scratch on every call, as a conflict retry needs.
-func (s *Store) applySpend(txn *badger.Txn, batch []*spendReq, results []spendResp) error {
+// applySpend writes every new record of batch in txn, fills results, and
+// leaves in customers the rows it wrote. It starts from scratch on every
+// call, as a conflict retry needs.
+func (s *Store) applySpend(txn *badger.Txn, batch []*spendReq, results []spendResp, customers map[string]*customerRec) error {
 	now := s.stamp()
 	// Each customer in the batch is read once, incremented by each of its
 	// records, and written once: a hot customer costs one row write per batch.
-	customers := make(map[string]*customerRec)
+	clear(customers)
 	var alerts *alertTxn
 	if s.alerting.Enabled {
 		alerts = s.newAlertTxn(txn)

@@ -58,6 +58,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"RecordSpendDuplicate", testRecordSpendDuplicate},
 		{"RecordSpendRejectsEmptyRequestID", testRecordSpendEmptyRequestID},
 		{"SpendLogs", testSpendLogs},
+		{"QuerySpendLogs", testQuerySpendLogs}, {"QuerySpendLogsGrowing", testQuerySpendLogsGrowing}, {"QuerySpendLogsInvalid", testQuerySpendLogsInvalid},
 		{"RecordSpendWindows", testRecordSpendWindows},
 		{"RecordSpendWindowBeforeCustomer", testRecordSpendWindowBeforeCustomer},
 		{"ConcurrentRollover", testConcurrentRollover},
