@@ -100,14 +100,14 @@ func TestMainMetrics(t *testing.T) {
 
 // runInProcess starts run on random ports and returns the admin address;
 // the run stops, and must return nil, when the test ends.
-func runInProcess(t *testing.T, env map[string]string) string {
+func runInProcess(t *testing.T, env map[string]string, args ...string) string {
 	t.Helper()
 	dir := t.TempDir() // before the cleanup below, so it is removed after run returns
 	ctx, cancel := context.WithCancel(context.Background())
 	outR, outW := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"--grpc-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--data-dir", dir},
+		done <- run(ctx, append([]string{"--grpc-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--data-dir", dir}, args...),
 			envMap(env), outW, io.Discard)
 		outW.Close()
 	}()

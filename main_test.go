@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -75,39 +73,12 @@ func selfSigned(t *testing.T) (certPath, keyPath string, pool *x509.CertPool) {
 
 // TestRunTLSReadinessAndShutdown runs tollgate in-process with a TLS admin
 // server: readiness answers healthy over TLS, and cancelling the context shuts
-// everything down and returns nil.
+// everything down and returns nil (runInProcess checks that at cleanup).
 func TestRunTLSReadinessAndShutdown(t *testing.T) {
 	certPath, keyPath, pool := selfSigned(t)
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	outR, outW := io.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{
-			"--grpc-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--data-dir", t.TempDir(),
-			"--admin-tls-cert", certPath, "--admin-tls-key", keyPath,
-		}, envMap(map[string]string{"TOLLGATE_MASTER_KEY": "sk-x"}), outW, io.Discard)
-		outW.Close()
-	}()
-	ready := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(outR)
-		for sc.Scan() {
-			if strings.HasPrefix(sc.Text(), "tollgate ready ") {
-				ready <- sc.Text()
-			}
-		}
-	}()
-	var line string
-	select {
-	case line = <-ready:
-	case err := <-done:
-		t.Fatalf("run returned before ready: %v", err)
-	case <-time.After(20 * time.Second):
-		t.Fatal("not ready after 20s")
-	}
+	admin := runInProcess(t, map[string]string{"TOLLGATE_MASTER_KEY": "sk-x"}, "--admin-tls-cert", certPath, "--admin-tls-key", keyPath)
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}, Timeout: 5 * time.Second}
-	resp, err := client.Get("https://" + readyAddr(t, line, "admin") + "/health/readiness")
+	resp, err := client.Get("https://" + admin + "/health/readiness")
 	if err != nil {
 		t.Fatalf("readiness over TLS: %v", err)
 	}
@@ -115,15 +86,5 @@ func TestRunTLSReadinessAndShutdown(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 || string(body) != `{"status":"healthy","db":"connected"}`+"\n" {
 		t.Errorf("readiness = %d %q", resp.StatusCode, body)
-	}
-
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("run after cancel: %v", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("run did not return within 20s of cancel")
 	}
 }
