@@ -118,7 +118,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	defer adminLis.Close()
 
-	grpcSrv := grpc.NewServer(grpc.MaxRecvMsgSize(maxGRPCMessage))
+	// WaitForHandlers: even a forced Stop at the end of the grace period
+	// returns only once every handler has returned, so the spend a closing
+	// stream records (bounded by the store timeout) lands before the store
+	// closes.
+	grpcSrv := grpc.NewServer(grpc.MaxRecvMsgSize(maxGRPCMessage), grpc.WaitForHandlers(true))
 	extprocv3.RegisterExternalProcessorServer(grpcSrv, extproc.NewServer(extproc.Config{
 		MasterKey:            cfg.MasterKey,
 		DataPlaneAuth:        cfg.DataPlaneAuth,
@@ -134,6 +138,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		DisableBudgetReservation: !cfg.StrictBudgets,
 		TokenCounting:            cfg.TokenCounting,
 		RateWindow:               cfg.RateWindow,
+		Metrics:                  met,
 	}, mst))
 	healthSrv := health.NewServer()
 	healthpb.RegisterHealthServer(grpcSrv, healthSrv)

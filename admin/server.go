@@ -1,7 +1,7 @@
 // Package admin serves tollgate's LiteLLM-compatible admin HTTP API: the
 // /customer/* (alias /end_user/*) and /budget/* management routes, the
-// /health probes and webhook test, the /webhook/* outbox routes and the
-// Prometheus /metrics. Field names, shapes, statuses and both of LiteLLM's error
+// /spend/logs and /customer/daily/activity spend views, the /health probes
+// and webhook test, the /webhook/* outbox routes and the Prometheus /metrics. Field names, shapes, statuses and both of LiteLLM's error
 // envelopes are kept so LiteLLM clients and docs work unchanged; LiteLLM's
 // known bugs (dropped false/0 updates, 500s on bad input, an unblock that
 // does not unblock) are not.

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/tollgate-dev/tollgate/admin/metrics"
 	"github.com/tollgate-dev/tollgate/extproc/limits"
 	"github.com/tollgate-dev/tollgate/extproc/pricing"
 	"github.com/tollgate-dev/tollgate/store"
@@ -125,25 +126,44 @@ func (p *processor) logger() *slog.Logger {
 	return p.log
 }
 
+// handle answers one message, and measures it: how long it took, and the
+// request's admission decision once there is one.
 func (p *processor) handle(ctx context.Context, req *extprocv3.ProcessingRequest) (*extprocv3.ProcessingResponse, error) {
+	start := time.Now()
+	var (
+		phase string
+		resp  *extprocv3.ProcessingResponse
+		// decided: a metered request goes upstream unless resp rejects it.
+		decided bool
+	)
 	switch r := req.GetRequest().(type) {
 	case *extprocv3.ProcessingRequest_RequestHeaders:
-		return p.requestHeaders(ctx, r.RequestHeaders), nil
+		phase, resp = metrics.PhaseRequestHeaders, p.requestHeaders(ctx, r.RequestHeaders)
+		decided = p.metered && r.RequestHeaders.GetEndOfStream()
 	case *extprocv3.ProcessingRequest_RequestBody:
-		return p.requestBody(ctx, r.RequestBody), nil
+		phase, resp = metrics.PhaseRequestBody, p.requestBody(ctx, r.RequestBody)
+		decided = p.metered
 	case *extprocv3.ProcessingRequest_ResponseHeaders:
-		return p.responseHeaders(ctx, r.ResponseHeaders), nil
+		phase, resp = metrics.PhaseResponseHeaders, p.responseHeaders(ctx, r.ResponseHeaders)
 	case *extprocv3.ProcessingRequest_ResponseBody:
-		return p.responseBody(ctx, r.ResponseBody), nil
+		phase, resp = metrics.PhaseResponseBody, p.responseBody(ctx, r.ResponseBody)
 	case *extprocv3.ProcessingRequest_RequestTrailers:
-		return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestTrailers{
-			RequestTrailers: &extprocv3.TrailersResponse{}}}, nil
+		phase, resp = metrics.PhaseRequestTrailers, &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestTrailers{
+			RequestTrailers: &extprocv3.TrailersResponse{}}}
 	case *extprocv3.ProcessingRequest_ResponseTrailers:
-		return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseTrailers{
-			ResponseTrailers: &extprocv3.TrailersResponse{}}}, nil
+		phase, resp = metrics.PhaseResponseTrailers, &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseTrailers{
+			ResponseTrailers: &extprocv3.TrailersResponse{}}}
 	default:
 		return nil, status.Errorf(codes.InvalidArgument, "unexpected ext_proc message %T", r)
 	}
+	m := p.s.cfg.Metrics
+	if ir := resp.GetImmediateResponse(); ir != nil {
+		m.Decision(outcomes[ir.GetDetails()])
+	} else if decided {
+		m.Decision(metrics.OutcomeAllowed)
+	}
+	m.ObservePhase(phase, time.Since(start))
+	return resp, nil
 }
 
 func (p *processor) requestHeaders(ctx context.Context, h *extprocv3.HttpHeaders) *extprocv3.ProcessingResponse {

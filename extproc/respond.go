@@ -8,6 +8,8 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+
+	"github.com/tollgate-dev/tollgate/admin/metrics"
 )
 
 // errorEnvelope is LiteLLM's data-plane error body:
@@ -21,6 +23,21 @@ type errorBody struct {
 	Type    string  `json:"type"`
 	Param   *string `json:"param"`
 	Code    string  `json:"code"`
+}
+
+// outcomes maps each rejection (by the details errorResponse gives it) to
+// its metrics outcome.
+var outcomes = map[string]string{
+	"tollgate_auth_missing":           metrics.OutcomeUnauthenticated,
+	"tollgate_auth_invalid":           metrics.OutcomeUnauthenticated,
+	"tollgate_invalid_body":           metrics.OutcomeBadRequest,
+	"tollgate_body_too_large":         metrics.OutcomeBadRequest,
+	"tollgate_customer_blocked":       metrics.OutcomeBlocked,
+	"tollgate_budget_exceeded":        metrics.OutcomeBudgetExceeded,
+	"tollgate_model_budget_exceeded":  metrics.OutcomeModelBudgetExceeded,
+	"tollgate_rate_limit":             metrics.OutcomeRateLimited,
+	"tollgate_parallel_request_limit": metrics.OutcomeParallelLimited,
+	"tollgate_store_unavailable":      metrics.OutcomeUnavailable,
 }
 
 // errorResponse is a local reply sent by Envoy instead of calling the upstream,

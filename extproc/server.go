@@ -24,6 +24,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/tollgate-dev/tollgate/admin/metrics"
 	"github.com/tollgate-dev/tollgate/extproc/limits"
 	"github.com/tollgate-dev/tollgate/extproc/pricing"
 	"github.com/tollgate-dev/tollgate/store"
@@ -34,6 +35,17 @@ type Store interface {
 	GetCustomer(ctx context.Context, id string) (store.Customer, error)
 	GetBudget(ctx context.Context, id string) (store.Budget, error)
 	RecordSpend(ctx context.Context, l store.SpendLog) (store.SpendResult, error)
+}
+
+// Metrics receives what the data plane measures; *metrics.Metrics implements
+// it. Spend, tokens and unpriced models are counted by the store it records
+// through (metrics.InstrumentStore), not here.
+type Metrics interface {
+	// Decision counts one admission decision: a metrics.Outcome* value.
+	Decision(outcome string)
+	// ObservePhase records how long one ext_proc message (a metrics.Phase*
+	// value) took to answer.
+	ObservePhase(phase string, d time.Duration)
 }
 
 // Config configures a Server. Zero values get the defaults noted per field.
@@ -89,6 +101,8 @@ type Config struct {
 	// RateWindow is the length of an rpm/tpm window (LiteLLM's
 	// LITELLM_RATE_LIMIT_WINDOW_SIZE); default 60 s.
 	RateWindow time.Duration
+	// Metrics receives decisions and message latencies; default none.
+	Metrics Metrics
 }
 
 // DefaultMaxRequestBodyBytes is Config.MaxRequestBodyBytes's default.
@@ -113,8 +127,14 @@ type Server struct {
 	// defaultBudgetMissingLogged and unpricedLogged keep config problems to one
 	// log line each instead of one per request.
 	defaultBudgetMissingLogged atomic.Bool
-	unpricedLogged             sync.Map // model name → struct{}
+	unpricedMu                 sync.Mutex
+	unpricedLogged             map[string]struct{} // at most maxUnpricedLogged names
+	unpricedFull               bool                // unpricedLogged is full and said so
 }
+
+// maxUnpricedLogged bounds the unpriced model names remembered for logging:
+// model names come from clients, and each new one would stay in memory.
+const maxUnpricedLogged = 1000
 
 // NewServer returns a Server that reads and records through st.
 func NewServer(cfg Config, st Store) *Server {
@@ -143,6 +163,9 @@ func NewServer(cfg Config, st Store) *Server {
 	if cfg.Location == nil {
 		cfg.Location = time.UTC
 	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = (*metrics.Metrics)(nil) // its methods do nothing on nil
+	}
 	s := &Server{
 		cfg:        cfg,
 		store:      st,
@@ -150,6 +173,8 @@ func NewServer(cfg Config, st Store) *Server {
 		masterHash: sha256.Sum256([]byte(cfg.MasterKey)),
 		rates:      limits.NewRates(limits.Config{Window: cfg.RateWindow, Now: cfg.Now}),
 		ledger:     limits.NewLedger(),
+
+		unpricedLogged: map[string]struct{}{},
 	}
 	for style := range s.credentials {
 		s.credentials[style] = credentialMutation(cfg.UpstreamAPIKey, credentialStyle(style))
@@ -211,8 +236,19 @@ func (s *Server) price(requestModel, responseModel string) (string, pricing.Pric
 	return requestModel, pricing.Price{}, false
 }
 
+// logUnpriced logs the first unpriced request of each model, up to
+// maxUnpricedLogged models; tollgate_unpriced_requests_total counts them all.
 func (s *Server) logUnpriced(model string) {
-	if _, seen := s.unpricedLogged.LoadOrStore(model, struct{}{}); !seen {
-		s.log.Warn("model has no price; its requests are recorded at cost 0 (add it to the prices file)", "model", model)
+	s.unpricedMu.Lock()
+	defer s.unpricedMu.Unlock()
+	if _, seen := s.unpricedLogged[model]; seen || s.unpricedFull {
+		return
 	}
+	if len(s.unpricedLogged) == maxUnpricedLogged {
+		s.unpricedFull = true
+		s.log.Warn("too many unpriced models; no longer logging them", "limit", maxUnpricedLogged)
+		return
+	}
+	s.unpricedLogged[model] = struct{}{}
+	s.log.Warn("model has no price; its requests are recorded at cost 0 (add it to the prices file)", "model", model)
 }
