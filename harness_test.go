@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/tollgate-dev/tollgate/envoy"
+	"github.com/tollgate-dev/tollgate/internal/syncbuf"
 )
 
 // The end-to-end harness: the real tollgate binary, the mock upstream binary and
@@ -66,29 +67,11 @@ func binaries(t *testing.T) (tollgate, mockllm string) {
 	return filepath.Join(binDir, "tollgate"), filepath.Join(binDir, "mockllm")
 }
 
-// syncBuffer is a bytes.Buffer safe for one writer goroutine and test readers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // proc is a child process whose output is kept for failure reports.
 type proc struct {
 	name string
 	cmd  *exec.Cmd
-	log  *syncBuffer
+	log  *syncbuf.Buffer
 	done chan error
 }
 
@@ -96,7 +79,7 @@ type proc struct {
 // readyPrefix, which it returns.
 func startProc(t *testing.T, name, bin string, args, env []string, readyPrefix string) (*proc, string) {
 	t.Helper()
-	p := &proc{name: name, cmd: exec.Command(bin, args...), log: &syncBuffer{}, done: make(chan error, 1)}
+	p := &proc{name: name, cmd: exec.Command(bin, args...), log: &syncbuf.Buffer{}, done: make(chan error, 1)}
 	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stderr = p.log
 	stdout, err := p.cmd.StdoutPipe()

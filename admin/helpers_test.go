@@ -9,13 +9,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/tollgate-dev/tollgate/internal/syncbuf"
 	"github.com/tollgate-dev/tollgate/store"
 	"github.com/tollgate-dev/tollgate/store/badgerstore"
 )
@@ -32,7 +32,7 @@ type env struct {
 	t   testing.TB
 	h   http.Handler
 	st  *badgerstore.Store
-	log *syncBuffer
+	log *syncbuf.Buffer
 }
 
 // newEnv opens a fresh store; generated budget ids are "gen-1", "gen-2", ...
@@ -56,13 +56,13 @@ func newEnvWith(t testing.TB, cfg Config) *env {
 			t.Errorf("close store: %v", err)
 		}
 	})
-	e := &env{t: t, st: st, log: &syncBuffer{}}
+	e := &env{t: t, st: st, log: &syncbuf.Buffer{}}
 	e.h = newHandler(cfg, st, e.log)
 	return e
 }
 
 // newHandler fills in the test defaults (key, clock, JSON logger into buf).
-func newHandler(cfg Config, st store.Store, buf *syncBuffer) http.Handler {
+func newHandler(cfg Config, st store.Store, buf *syncbuf.Buffer) http.Handler {
 	if cfg.MasterKey == "" {
 		cfg.MasterKey = testKey
 	}
@@ -153,24 +153,6 @@ func mustJSON(v any) string {
 		panic(err)
 	}
 	return strings.TrimSuffix(b.String(), "\n")
-}
-
-// syncBuffer is a log sink safe for the concurrent writes of an HTTP server.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // kv holds raw JSON values by key, for the row builders below.

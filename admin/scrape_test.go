@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/tollgate-dev/tollgate/admin/metrics"
+	"github.com/tollgate-dev/tollgate/internal/syncbuf"
 	"github.com/tollgate-dev/tollgate/store/badgerstore"
 )
 
@@ -47,7 +48,7 @@ func TestMetricsScrape(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = st.Close() })
 	m := metrics.New(metrics.Config{Outbox: st})
-	h := newHandler(Config{Metrics: m.Handler()}, metrics.InstrumentStore(st, m), &syncBuffer{})
+	h := newHandler(Config{Metrics: m.Handler()}, metrics.InstrumentStore(st, m), &syncbuf.Buffer{})
 	srv := httptest.NewServer(h)
 	defer srv.Close()
 

@@ -7,6 +7,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/tollgate-dev/tollgate/internal/syncbuf"
 )
 
 // route is one authenticated route with a request that is valid for it.
@@ -194,7 +196,7 @@ func TestDefaultBodyLimitIsOneMiB(t *testing.T) {
 func TestStoreFailureIsGeneric500(t *testing.T) {
 	for _, r := range routes() {
 		t.Run(r.method+" "+r.path, func(t *testing.T) {
-			buf := &syncBuffer{}
+			buf := &syncbuf.Buffer{}
 			h := newHandler(Config{}, brokenStore{}, buf)
 			code, body := send(t, h, r.method, r.path, r.body, "Bearer "+testKey)
 			check(t, "response", code, body, 500, r.in("Internal Server Error", "internal_server_error", "", 500))

@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/tollgate-dev/tollgate/internal/syncbuf"
 	"github.com/tollgate-dev/tollgate/store"
 	"github.com/tollgate-dev/tollgate/store/badgerstore"
 )
@@ -69,50 +70,62 @@ func seedSpend(t testing.TB, st store.Store) {
 	}
 }
 
-// spendRows are the fixture's /spend/logs rows, written out in full.
-var spendRows = map[string]string{
-	"req-1": `{"request_id":"req-1","call_type":"acompletion","api_key":"","spend":0.00125,"total_tokens":150,"prompt_tokens":100,"completion_tokens":50,
-		"startTime":"2026-01-01T10:00:00Z","endTime":"2026-01-01T10:00:01.5Z","request_duration_ms":1500,"model":"gpt-4o","user":"",
-		"metadata":{"status":"success","usage_object":{"completion_tokens":50,"prompt_tokens":100,"total_tokens":150,
-			"completion_tokens_details":{"reasoning_tokens":0},"prompt_tokens_details":{"cached_tokens":20},
-			"cache_creation_input_tokens":0,"cache_read_input_tokens":20},
-			"endpoint":"/v1/chat/completions","client_request_id":"client-1","estimated":false,"unpriced":false},
-		"end_user":"alice","messages":{},"response":{},"status":"success"}`,
-	"req-2": `{"request_id":"req-2","call_type":"anthropic_messages","api_key":"","spend":0.003,"total_tokens":340,"prompt_tokens":200,"completion_tokens":100,
-		"startTime":"2026-01-01T23:59:59.999Z","endTime":"2026-01-02T00:00:02Z","request_duration_ms":2001,"model":"claude-sonnet-4","user":"",
-		"metadata":{"status":"success","usage_object":{"completion_tokens":100,"prompt_tokens":200,"total_tokens":340,
-			"completion_tokens_details":{"reasoning_tokens":0},"prompt_tokens_details":{"cached_tokens":0},
-			"cache_creation_input_tokens":40,"cache_read_input_tokens":0},
-			"endpoint":"/v1/messages","client_request_id":"","estimated":true,"unpriced":false},
-		"end_user":"alice","messages":{},"response":{},"status":"success"}`,
-	"req-3": `{"request_id":"req-3","call_type":"acompletion","api_key":"","spend":0.000125,"total_tokens":15,"prompt_tokens":10,"completion_tokens":5,
-		"startTime":"2026-01-02T08:00:00Z","endTime":"2026-01-02T08:00:00.25Z","request_duration_ms":250,"model":"gpt-4o","user":"",
-		"metadata":{"status":"success","usage_object":{"completion_tokens":5,"prompt_tokens":10,"total_tokens":15,
-			"completion_tokens_details":{"reasoning_tokens":0},"prompt_tokens_details":{"cached_tokens":0},
-			"cache_creation_input_tokens":0,"cache_read_input_tokens":0},
-			"endpoint":"/v1/chat/completions","client_request_id":"","estimated":false,"unpriced":false},
-		"end_user":"bob","messages":{},"response":{},"status":"success"}`,
-	"req-4": `{"request_id":"req-4","call_type":"aembedding","api_key":"","spend":8e-07,"total_tokens":8,"prompt_tokens":8,"completion_tokens":0,
-		"startTime":"2026-01-02T09:00:00Z","endTime":"2026-01-02T09:00:00.1Z","request_duration_ms":100,"model":"gpt-4o","user":"",
-		"metadata":{"status":"success","usage_object":{"completion_tokens":0,"prompt_tokens":8,"total_tokens":8,
-			"completion_tokens_details":{"reasoning_tokens":0},"prompt_tokens_details":{"cached_tokens":0},
-			"cache_creation_input_tokens":0,"cache_read_input_tokens":0},
-			"endpoint":"/v1/embeddings","client_request_id":"","estimated":false,"unpriced":false},
-		"end_user":"","messages":{},"response":{},"status":"success"}`,
-	"req-5": `{"request_id":"req-5","call_type":"aresponses","api_key":"","spend":0.0,"total_tokens":10,"prompt_tokens":7,"completion_tokens":3,
-		"startTime":"2026-01-02T12:00:00Z","endTime":"2026-01-02T12:00:02Z","request_duration_ms":2000,"model":"mystery-model","user":"",
-		"metadata":{"status":"success","usage_object":{"completion_tokens":3,"prompt_tokens":7,"total_tokens":10,
-			"completion_tokens_details":{"reasoning_tokens":2},"prompt_tokens_details":{"cached_tokens":0},
-			"cache_creation_input_tokens":0,"cache_read_input_tokens":0},
-			"endpoint":"/v1/responses","client_request_id":"","estimated":false,"unpriced":true},
-		"end_user":"alice","messages":{},"response":{},"status":"success"}`,
-	"req-6": `{"request_id":"req-6","call_type":"acompletion","api_key":"","spend":3e-09,"total_tokens":2,"prompt_tokens":1,"completion_tokens":1,
-		"startTime":"2026-01-03T00:00:00Z","endTime":"2026-01-03T00:00:00.001Z","request_duration_ms":1,"model":"gpt-4o","user":"",
-		"metadata":{"status":"success","usage_object":{"completion_tokens":1,"prompt_tokens":1,"total_tokens":2,
-			"completion_tokens_details":{"reasoning_tokens":0},"prompt_tokens_details":{"cached_tokens":0},
-			"cache_creation_input_tokens":0,"cache_read_input_tokens":0},
-			"endpoint":"/openai/deployments/gpt4o/chat/completions","client_request_id":"","estimated":false,"unpriced":false},
-		"end_user":"carol","messages":{},"response":{},"status":"success"}`,
+// spendRow is what varies between the fixture's /spend/logs rows. spend is
+// written as the API renders it (Python float style: "0.0", "8e-07").
+type spendRow struct {
+	id, callType, spend              string
+	total, prompt, completion        int
+	start, end                       string
+	durationMS                       int
+	model, endpoint, clientID        string
+	reasoning, cacheWrite, cacheRead int
+	estimated, unpriced              bool
+	endUser                          string
+}
+
+// spendRows are the fixture's /spend/logs rows by request id.
+var spendRows = spendRowsJSON([]spendRow{
+	{id: "req-1", callType: "acompletion", spend: "0.00125", total: 150, prompt: 100, completion: 50,
+		start: "2026-01-01T10:00:00Z", end: "2026-01-01T10:00:01.5Z", durationMS: 1500,
+		model: "gpt-4o", endpoint: "/v1/chat/completions", clientID: "client-1", cacheRead: 20, endUser: "alice"},
+	{id: "req-2", callType: "anthropic_messages", spend: "0.003", total: 340, prompt: 200, completion: 100,
+		start: "2026-01-01T23:59:59.999Z", end: "2026-01-02T00:00:02Z", durationMS: 2001,
+		model: "claude-sonnet-4", endpoint: "/v1/messages", cacheWrite: 40, estimated: true, endUser: "alice"},
+	{id: "req-3", callType: "acompletion", spend: "0.000125", total: 15, prompt: 10, completion: 5,
+		start: "2026-01-02T08:00:00Z", end: "2026-01-02T08:00:00.25Z", durationMS: 250,
+		model: "gpt-4o", endpoint: "/v1/chat/completions", endUser: "bob"},
+	{id: "req-4", callType: "aembedding", spend: "8e-07", total: 8, prompt: 8, completion: 0,
+		start: "2026-01-02T09:00:00Z", end: "2026-01-02T09:00:00.1Z", durationMS: 100,
+		model: "gpt-4o", endpoint: "/v1/embeddings", endUser: ""},
+	{id: "req-5", callType: "aresponses", spend: "0.0", total: 10, prompt: 7, completion: 3,
+		start: "2026-01-02T12:00:00Z", end: "2026-01-02T12:00:02Z", durationMS: 2000,
+		model: "mystery-model", endpoint: "/v1/responses", reasoning: 2, unpriced: true, endUser: "alice"},
+	{id: "req-6", callType: "acompletion", spend: "3e-09", total: 2, prompt: 1, completion: 1,
+		start: "2026-01-03T00:00:00Z", end: "2026-01-03T00:00:00.001Z", durationMS: 1,
+		model: "gpt-4o", endpoint: "/openai/deployments/gpt4o/chat/completions", endUser: "carol"},
+})
+
+// spendRowsJSON writes each row out in full, in LiteLLM's key order; the
+// usage_object repeats the top-level token counts.
+func spendRowsJSON(rows []spendRow) map[string]string {
+	m := make(map[string]string, len(rows))
+	for _, r := range rows {
+		m[r.id] = fmt.Sprintf(`{"request_id":%q,"call_type":%q,"api_key":"","spend":%s,"total_tokens":%d,"prompt_tokens":%d,"completion_tokens":%d,
+			"startTime":%q,"endTime":%q,"request_duration_ms":%d,"model":%q,"user":"",
+			"metadata":{"status":"success","usage_object":{"completion_tokens":%d,"prompt_tokens":%d,"total_tokens":%d,
+				"completion_tokens_details":{"reasoning_tokens":%d},"prompt_tokens_details":{"cached_tokens":%d},
+				"cache_creation_input_tokens":%d,"cache_read_input_tokens":%d},
+				"endpoint":%q,"client_request_id":%q,"estimated":%t,"unpriced":%t},
+			"end_user":%q,"messages":{},"response":{},"status":"success"}`,
+			r.id, r.callType, r.spend, r.total, r.prompt, r.completion,
+			r.start, r.end, r.durationMS, r.model,
+			r.completion, r.prompt, r.total,
+			r.reasoning, r.cacheRead,
+			r.cacheWrite, r.cacheRead,
+			r.endpoint, r.clientID, r.estimated, r.unpriced,
+			r.endUser)
+	}
+	return m
 }
 
 // rowsJSON is the array of the fixture rows with these ids.
@@ -416,7 +429,7 @@ func TestSpendRoutesNeedTheMasterKey(t *testing.T) {
 func TestSpendRoutesStoreFailure(t *testing.T) {
 	for _, r := range spendRoutes() {
 		t.Run(r.path, func(t *testing.T) {
-			buf := &syncBuffer{}
+			buf := &syncbuf.Buffer{}
 			h := newHandler(Config{}, brokenStore{}, buf)
 			code, body := send(t, h, r.method, r.path, "", "Bearer "+testKey)
 			check(t, r.path, code, body, 500, r.in("Internal Server Error", "internal_server_error", "", 500))

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tollgate-dev/tollgate/admin/webhook"
+	"github.com/tollgate-dev/tollgate/internal/syncbuf"
 	"github.com/tollgate-dev/tollgate/store"
 	"github.com/tollgate-dev/tollgate/store/badgerstore"
 )
@@ -113,7 +114,7 @@ func TestWebhookRoutes(t *testing.T) {
 			t.Errorf("close store: %v", err)
 		}
 	})
-	h := newHandler(Config{Outbox: st}, st, &syncBuffer{})
+	h := newHandler(Config{Outbox: st}, st, &syncbuf.Buffer{})
 	do := func(method, path, body string) (int, string) {
 		t.Helper()
 		return send(t, h, method, path, body, "Bearer "+testKey)

@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tollgate-dev/tollgate/internal/syncbuf"
 )
 
 const (
@@ -99,7 +101,7 @@ type StartOptions struct {
 type Process struct {
 	cmd      *exec.Cmd
 	dir      string
-	log      *syncBuffer
+	log      *syncbuf.Buffer
 	url      string
 	adminURL string
 	exited   chan struct{}
@@ -153,7 +155,7 @@ func Start(ctx context.Context, opts StartOptions) (*Process, error) {
 	}
 	p := &Process{
 		dir:    dir,
-		log:    &syncBuffer{},
+		log:    &syncbuf.Buffer{},
 		exited: make(chan struct{}),
 	}
 	p.cmd = exec.Command(bin,
@@ -183,7 +185,7 @@ func Start(ctx context.Context, opts StartOptions) (*Process, error) {
 	defer cancel()
 	if err := p.waitReady(ctx, adminPath); err != nil {
 		_ = p.Stop()
-		return nil, fmt.Errorf("start envoy: %w\nenvoy log (tail):\n%s", err, p.log.tail(logTailBytes))
+		return nil, fmt.Errorf("start envoy: %w\nenvoy log (tail):\n%s", err, tail(p.log.String(), logTailBytes))
 	}
 	return p, nil
 }
@@ -341,26 +343,8 @@ func (p *Process) Stop() error {
 	return p.stopErr
 }
 
-// syncBuffer is a bytes.Buffer safe for Envoy's output goroutine and readers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func (b *syncBuffer) tail(n int) string {
-	s := b.String()
+// tail returns about the last n bytes of s, starting at a line boundary.
+func tail(s string, n int) string {
 	if len(s) > n {
 		s = "..." + s[strings.IndexByte(s[len(s)-n:], '\n')+len(s)-n+1:]
 	}
