@@ -1,13 +1,14 @@
 // Command bench is tollgate's load benchmark, run by `make bench`. In one run,
 // on one machine, with one load generator and the same request bodies, it
-// measures Envoy alone, Envoy + tollgate and LiteLLM's proxy in front of the
-// same fast mock upstream, non-streaming and streaming, at several
-// concurrencies, and writes a markdown table (for BENCHMARKS.md) and the raw
-// results as JSON.
+// measures Envoy alone, Envoy + a no-op ext_proc server (the floor of any
+// ext_proc filter), Envoy + tollgate and LiteLLM's proxy in front of the same
+// fast mock upstream, non-streaming and streaming, at several concurrencies,
+// and writes a markdown table (for BENCHMARKS.md) and the raw results as JSON.
 //
-// On a 2-core machine the systems under test (Envoy, tollgate, LiteLLM) are
-// pinned to CPU 0 and the load generator with the mock upstream to CPU 1, so
-// the driver never takes CPU from what it measures; see BENCHMARKS.md.
+// On a 2-core machine the systems under test (Envoy, the ext_proc servers,
+// LiteLLM) are pinned to CPU 0 and the load generator with the mock upstream
+// to CPU 1, so the driver never takes CPU from what it measures; see
+// BENCHMARKS.md.
 package main
 
 import (
@@ -76,7 +77,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	o := &options{}
 	var targets, modes, conc string
 	fs.BoolVar(&o.quick, "quick", false, "one small cell per target and mode (concurrency 4, 1s), to check the harness")
-	fs.StringVar(&targets, "targets", "envoy,tollgate,tollgate-nosync,litellm", "comma-separated targets: envoy, tollgate, tollgate-nosync, litellm")
+	fs.StringVar(&targets, "targets", "envoy,noop-extproc,tollgate,tollgate-nosync,litellm", "comma-separated targets: envoy, noop-extproc, tollgate, tollgate-nosync, litellm")
 	fs.StringVar(&modes, "modes", "non-streaming,streaming", "comma-separated modes: non-streaming, streaming")
 	fs.StringVar(&conc, "concurrency", "1,16,64", "comma-separated concurrencies")
 	fs.IntVar(&o.rounds, "rounds", 3, "rounds: each measures every cell once, targets interleaved; a cell reports the median over its rounds")
@@ -93,7 +94,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	if runtime.NumCPU() >= 2 {
 		defaultSUT, defaultDriver = "0", "1"
 	}
-	fs.StringVar(&o.sutCPUs, "sut-cpus", defaultSUT, "CPUs (taskset list) for Envoy, tollgate and LiteLLM; empty = unpinned")
+	fs.StringVar(&o.sutCPUs, "sut-cpus", defaultSUT, "CPUs (taskset list) for Envoy, the ext_proc servers and LiteLLM; empty = unpinned")
 	fs.StringVar(&o.driverCPUs, "driver-cpus", defaultDriver, "CPUs for this load generator and the mock upstream; empty = unpinned")
 	fs.IntVar(&o.envoyWorkers, "envoy-workers", 1, "Envoy --concurrency (worker threads)")
 	if err := fs.Parse(args); err != nil {
@@ -106,7 +107,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if o.quick {
 		if !set["targets"] {
-			targets = "envoy,tollgate,litellm"
+			targets = "envoy,noop-extproc,tollgate,litellm"
 		}
 		if !set["concurrency"] {
 			conc = "4"
@@ -169,6 +170,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 2 && args[0] == noopExtProcArg {
+		return serveNoopExtProc(ctx, args[1], stdout)
+	}
 	o, err := parseFlags(args, stderr)
 	if err != nil {
 		return err

@@ -30,14 +30,15 @@ func buildTollgate(t *testing.T) string {
 	return bin
 }
 
-// TestQuickRun runs `bench -quick` end to end against the real Envoy and the
-// real tollgate binary (LiteLLM is left out: it is not installed in CI), so
-// the harness cannot rot. It checks what was measured, not how fast.
+// TestQuickRun runs `bench -quick` end to end against the real Envoy, the
+// no-op ext_proc server (this test binary, see TestMain) and the real
+// tollgate binary (LiteLLM is left out: it is not installed in CI), so the
+// harness cannot rot. It checks what was measured, not how fast.
 func TestQuickRun(t *testing.T) {
 	bin := buildTollgate(t)
 	out := t.TempDir()
 	var stdout, stderr bytes.Buffer
-	args := []string{"-quick", "-targets", "envoy,tollgate", "-tollgate", bin, "-out", out,
+	args := []string{"-quick", "-targets", "envoy,noop-extproc,tollgate", "-tollgate", bin, "-out", out,
 		// Unpinned: other test binaries share the machine.
 		"-sut-cpus=", "-driver-cpus="}
 	if err := run(t.Context(), args, &stdout, &stderr); err != nil {
@@ -60,7 +61,7 @@ func TestQuickRun(t *testing.T) {
 	if stdout.String() != string(md) {
 		t.Errorf("stdout is not results.md:\n%s", stdout.String())
 	}
-	for _, want := range []string{"| Envoy alone | 4 |", "| Envoy + tollgate | 4 |", "#### Streaming", "#### Targets (issue 6)"} {
+	for _, want := range []string{"| Envoy alone | 4 |", "| Envoy + no-op ext_proc | 4 |", "| Envoy + tollgate | 4 |", "#### Streaming", "#### Targets (issue 6)"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("results.md lacks %q:\n%s", want, md)
 		}
@@ -86,6 +87,8 @@ func TestQuickRun(t *testing.T) {
 	want := []shape{
 		{Target: "envoy", Mode: "non-streaming", Concurrency: 4, Processes: []string{"envoy"}},
 		{Target: "envoy", Mode: "streaming", Concurrency: 4, Processes: []string{"envoy"}, HasTTFB: true},
+		{Target: "noop-extproc", Mode: "non-streaming", Concurrency: 4, Processes: []string{"envoy", "noop-extproc"}, HasAdded: true},
+		{Target: "noop-extproc", Mode: "streaming", Concurrency: 4, Processes: []string{"envoy", "noop-extproc"}, HasTTFB: true, HasAdded: true},
 		{Target: "tollgate", Mode: "non-streaming", Concurrency: 4, Processes: []string{"envoy", "tollgate"}, HasAdded: true, HasMetering: true},
 		{Target: "tollgate", Mode: "streaming", Concurrency: 4, Processes: []string{"envoy", "tollgate"}, HasTTFB: true, HasAdded: true, HasMetering: true},
 	}
@@ -143,7 +146,7 @@ func TestParseFlags(t *testing.T) {
 		{
 			name: "defaults",
 			check: func(o *options) string {
-				return cmp.Diff([]any{[]string{"envoy", "tollgate", "tollgate-nosync", "litellm"}, []bool{false, true}, []int{1, 16, 64}, 3, time.Second, 3 * time.Second},
+				return cmp.Diff([]any{[]string{"envoy", "noop-extproc", "tollgate", "tollgate-nosync", "litellm"}, []bool{false, true}, []int{1, 16, 64}, 3, time.Second, 3 * time.Second},
 					[]any{o.targets, o.modes, o.concurrency, o.rounds, o.warmup, o.duration})
 			},
 		},
@@ -151,7 +154,7 @@ func TestParseFlags(t *testing.T) {
 			name: "quick",
 			args: []string{"-quick"},
 			check: func(o *options) string {
-				return cmp.Diff([]any{[]string{"envoy", "tollgate", "litellm"}, []int{4}, 1, 250 * time.Millisecond, time.Second},
+				return cmp.Diff([]any{[]string{"envoy", "noop-extproc", "tollgate", "litellm"}, []int{4}, 1, 250 * time.Millisecond, time.Second},
 					[]any{o.targets, o.concurrency, o.rounds, o.warmup, o.duration})
 			},
 		},

@@ -89,6 +89,8 @@ func startTarget(ctx context.Context, o *options, name string, bodies map[bool][
 	switch name {
 	case targetEnvoy:
 		sys, err = startEnvoyAlone(ctx, o)
+	case targetNoopExtProc:
+		sys, err = startNoopExtProc(ctx, o)
 	case targetTollgate:
 		sys, err = startTollgate(ctx, o, name, true)
 	case targetTollgateNoSync:

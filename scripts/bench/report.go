@@ -117,6 +117,16 @@ func (c *cell) process(name string) *procUsage {
 	return nil
 }
 
+// extProcServer is the cell's ext_proc server process; nil for targets without one.
+func (c *cell) extProcServer() *procUsage {
+	for _, name := range extProcServers {
+		if p := c.process(name); p != nil {
+			return p
+		}
+	}
+	return nil
+}
+
 // driverBoundPercent is the load generator CPU use above which a cell measured
 // the load generator rather than the target.
 const driverBoundPercent = 90
@@ -181,12 +191,19 @@ type check struct {
 	Name     string `json:"name"`
 	Goal     string `json:"goal"`
 	Measured string `json:"measured"`
-	// Met is nil when the cells it needs were not measured.
+	// Met is nil when the cells it needs were not measured, and on context
+	// rows, which are no target.
 	Met *bool `json:"met"`
 }
 
+// noopContext is the goal column of the rows that measure Envoy + the no-op
+// ext_proc server: they are no target, they show how much of tollgate's
+// distance from Envoy alone any ext_proc filter has.
+const noopContext = "context: floor of any ext_proc filter (not a target)"
+
 // checks evaluates the load-test targets of issue 6 on the shipped
-// configuration (tollgate with sync writes on).
+// configuration (tollgate with sync writes on), with the no-op ext_proc
+// server's numbers beside them.
 func (r *report) checks() []check {
 	var out []check
 	add := func(name, goal string, measured func() (string, bool, bool)) {
@@ -196,27 +213,43 @@ func (r *report) checks() []check {
 		}
 		out = append(out, c)
 	}
+	addContext := func(name string, measured func() (string, bool, bool)) {
+		c := check{Name: name, Goal: noopContext, Measured: "not measured"}
+		if m, _, ok := measured(); ok {
+			c.Measured = m
+		}
+		out = append(out, c)
+	}
 	const ns = "non-streaming"
-	for _, p := range []struct {
+	noop := targetLabels[targetNoopExtProc] + ": "
+	type pctl struct {
 		name  string
 		limit float64
 		get   func(*percentiles) float64
-	}{
+	}
+	pctls := []pctl{
 		{"p50", 0.3, func(p *percentiles) float64 { return p.P50 }},
 		{"p99", 1.5, func(p *percentiles) float64 { return p.P99 }},
-	} {
-		add("Added latency over Envoy alone, non-streaming, c=16, "+p.name, fmt.Sprintf("≤ %.1f ms", p.limit), func() (string, bool, bool) {
-			c := r.find(targetTollgate, ns, 16)
+	}
+	addedLatency := func(target string, p pctl) func() (string, bool, bool) {
+		return func() (string, bool, bool) {
+			c := r.find(target, ns, 16)
 			if c == nil || c.Added == nil {
 				return "", false, false
 			}
 			v := p.get(c.Added)
 			return fmt.Sprintf("%.3f ms", v), v <= p.limit, true
-		})
+		}
 	}
-	for _, mode := range []string{ns, "streaming"} {
-		add("Throughput vs Envoy alone, "+mode+", c=64", "≥ 60 %", func() (string, bool, bool) {
-			t, e := r.find(targetTollgate, mode, 64), r.find(targetEnvoy, mode, 64)
+	for _, p := range pctls {
+		add("Added latency over Envoy alone, non-streaming, c=16, "+p.name, fmt.Sprintf("≤ %.1f ms", p.limit), addedLatency(targetTollgate, p))
+	}
+	for _, p := range pctls {
+		addContext(noop+"added latency over Envoy alone, non-streaming, c=16, "+p.name, addedLatency(targetNoopExtProc, p))
+	}
+	throughput := func(target, mode string) func() (string, bool, bool) {
+		return func() (string, bool, bool) {
+			t, e := r.find(target, mode, 64), r.find(targetEnvoy, mode, 64)
 			if t == nil || e == nil || e.Throughput == 0 {
 				return "", false, false
 			}
@@ -226,7 +259,13 @@ func (r *report) checks() []check {
 				m += "; Envoy alone was load-generator-bound, so this overstates the ratio"
 			}
 			return m, ratio >= 0.6, true
-		})
+		}
+	}
+	for _, mode := range []string{ns, "streaming"} {
+		add("Throughput vs Envoy alone, "+mode+", c=64", "≥ 60 %", throughput(targetTollgate, mode))
+	}
+	for _, mode := range []string{ns, "streaming"} {
+		addContext(noop+"throughput vs Envoy alone, "+mode+", c=64", throughput(targetNoopExtProc, mode))
 	}
 	for _, mode := range []string{ns, "streaming"} {
 		add("Throughput vs LiteLLM, "+mode+", c=64", "≥ 10×", func() (string, bool, bool) {
@@ -299,6 +338,8 @@ func (r *report) markdown() string {
 	}
 	b.WriteString("Latencies in ms; `+` columns are added latency over Envoy alone at the same mode and concurrency (difference of the percentiles). " +
 		"CPU µs/req is CPU time of the measured processes per request; SUT CPU % is of the pinned CPUs; peak RSS is VmHWM. " +
+		"The ext_proc columns are the ext_proc server's process alone: tollgate, or the no-op server of Envoy + no-op ext_proc " +
+		"(Envoy with tollgate's config and an ext_proc server that only answers, the floor of any ext_proc filter). " +
 		"Metered: requests whose spend tollgate recorded / requests served. " +
 		"⚠ marks cells where the load generator used ≥ 90 % of its CPUs: there it, not the target, set the pace.\n\n")
 	for _, mode := range []string{"non-streaming", "streaming"} {
@@ -341,7 +382,7 @@ func (r *report) table(b *strings.Builder, mode string) {
 		b.WriteString(" TTFB p50 | TTFB p99 | +TTFB p50 |")
 		sep += "--:|--:|--:|"
 	}
-	b.WriteString(" errors | SUT CPU µs/req | SUT CPU % | tollgate CPU µs/req | tollgate peak RSS MiB | driver CPU % | metered |\n")
+	b.WriteString(" errors | SUT CPU µs/req | SUT CPU % | ext_proc CPU µs/req | ext_proc peak RSS MiB | driver CPU % | metered |\n")
 	sep += "--:|--:|--:|--:|--:|--:|--:|\n"
 	b.WriteString(sep)
 	for _, c := range cells {
@@ -359,9 +400,9 @@ func (r *report) table(b *strings.Builder, mode string) {
 			}
 			fmt.Fprintf(b, " %.3f | %.3f | %s |", ttfb.P50, ttfb.P99, added(c.AddedTTFB, func(p *percentiles) float64 { return p.P50 }))
 		}
-		tgCPU, tgRSS, metered := "—", "—", "—"
-		if p := c.process("tollgate"); p != nil {
-			tgCPU, tgRSS = fmt.Sprintf("%.0f", p.CPUPerRequestUS), fmt.Sprintf("%.0f", p.PeakRSSMB)
+		xpCPU, xpRSS, metered := "—", "—", "—"
+		if p := c.extProcServer(); p != nil {
+			xpCPU, xpRSS = fmt.Sprintf("%.0f", p.CPUPerRequestUS), fmt.Sprintf("%.0f", p.PeakRSSMB)
 		}
 		if m := c.Metering; m != nil {
 			metered = fmt.Sprintf("%s/%d", fmtCount(m.Recorded), m.Served)
@@ -370,7 +411,7 @@ func (r *report) table(b *strings.Builder, mode string) {
 		if c.driverBound() {
 			driver += " ⚠"
 		}
-		fmt.Fprintf(b, " %d | %.0f | %.0f | %s | %s | %s | %s |\n", c.Errors, c.SUTCPUPerRequestUS, c.SUTCPUPercent, tgCPU, tgRSS, driver, metered)
+		fmt.Fprintf(b, " %d | %.0f | %.0f | %s | %s | %s | %s |\n", c.Errors, c.SUTCPUPerRequestUS, c.SUTCPUPercent, xpCPU, xpRSS, driver, metered)
 	}
 	b.WriteString("\n")
 }

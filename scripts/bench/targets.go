@@ -23,6 +23,7 @@ import (
 // Target names, in the order a full run measures them.
 const (
 	targetEnvoy          = "envoy"
+	targetNoopExtProc    = "noop-extproc"
 	targetTollgate       = "tollgate"
 	targetTollgateNoSync = "tollgate-nosync"
 	targetLiteLLM        = "litellm"
@@ -30,10 +31,17 @@ const (
 
 var targetLabels = map[string]string{
 	targetEnvoy:          "Envoy alone",
+	targetNoopExtProc:    "Envoy + no-op ext_proc",
 	targetTollgate:       "Envoy + tollgate",
 	targetTollgateNoSync: "Envoy + tollgate, sync writes off",
 	targetLiteLLM:        "LiteLLM proxy",
 }
+
+// extProcServers name the measured processes that are ext_proc servers.
+var extProcServers = []string{"tollgate", noopProcess}
+
+// noopProcess names the no-op ext_proc server's process.
+const noopProcess = "noop-extproc"
 
 // litellmStartTimeout is longer than startTimeout: LiteLLM imports for seconds
 // and compiles its bytecode on the first start.
@@ -155,13 +163,55 @@ func startEnvoyAlone(ctx context.Context, o *options) (*system, error) {
 	return &system{url: url, procs: []*child{c}, version: o.envoyVersion}, nil
 }
 
+// startNoopExtProc is Envoy with tollgate's shipped config in front of the
+// no-op ext_proc server: what any ext_proc filter with tollgate's processing
+// modes costs at least. The server is this binary in its serving mode, pinned
+// with Envoy like tollgate, so its CPU is measured where tollgate's is.
+func startNoopExtProc(ctx context.Context, o *options) (*system, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("no-op ext_proc: %w", err)
+	}
+	c, err := startReadyChild(noopProcess, o.sutCPUs, self, []string{noopExtProcArg, "127.0.0.1:0"},
+		childEnv(), filepath.Join(o.workDir, targetNoopExtProc+".log"), noopReady)
+	if err != nil {
+		return nil, err
+	}
+	ready, err := waitReadyLine(ctx, c)
+	if err != nil {
+		_ = c.stop()
+		return nil, err
+	}
+	grpcAddr := readyField(ready, "grpc")
+	if grpcAddr == "" {
+		_ = c.stop()
+		return nil, fmt.Errorf("no-op ext_proc ready line %q: want grpc=", ready)
+	}
+	e, url, err := startEnvoy(ctx, o, targetNoopExtProc, envoy.Params{
+		ExtProcAddress: grpcAddr,
+		// No tollgate runs; the admin routes are never called.
+		TollgateAdminAddress: "127.0.0.1:9",
+		UpstreamAddress:      o.mockAddr,
+	})
+	if err != nil {
+		_ = c.stop()
+		return nil, err
+	}
+	return &system{url: url, procs: []*child{e, c.child}, version: o.envoyVersion}, nil
+}
+
 // startTollgate is target 2: the tollgate binary with a fresh data directory
 // and data-plane auth on (its default), behind Envoy with the shipped config.
 // Every benchmark customer is created first with a budget no run exhausts, so
 // each request reads the customer and its budget, and records its spend.
 func startTollgate(ctx context.Context, o *options, name string, syncWrites bool) (*system, error) {
 	dataDir := filepath.Join(o.workDir, name+"-data")
-	c, err := newTollgateChild(o, name, dataDir, syncWrites)
+	c, err := startReadyChild("tollgate", o.sutCPUs, o.tollgateBin, []string{
+		"--grpc-addr", "127.0.0.1:0",
+		"--admin-addr", "127.0.0.1:0",
+		"--data-dir", dataDir,
+		"--sync-writes=" + strconv.FormatBool(syncWrites),
+	}, childEnv("TOLLGATE_MASTER_KEY="+benchKey), filepath.Join(o.workDir, name+"-tollgate.log"), tollgateReady)
 	if err != nil {
 		return nil, err
 	}
@@ -195,18 +245,15 @@ func startTollgate(ctx context.Context, o *options, name string, syncWrites bool
 // tollgateReady is what tollgate prints on stdout once it serves.
 const tollgateReady = "tollgate ready "
 
-func newTollgateChild(o *options, name, dataDir string, syncWrites bool) (*readyChild, error) {
+// startReadyChild is startChild for a child that prints a line starting
+// with readyPrefix on stdout once it serves; waitReadyLine returns that line.
+func startReadyChild(name, cpus, bin string, args, env []string, logPath, readyPrefix string) (*readyChild, error) {
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		return nil, err
 	}
 	defer pw.Close()
-	c, err := startChild("tollgate", o.sutCPUs, o.tollgateBin, []string{
-		"--grpc-addr", "127.0.0.1:0",
-		"--admin-addr", "127.0.0.1:0",
-		"--data-dir", dataDir,
-		"--sync-writes=" + strconv.FormatBool(syncWrites),
-	}, childEnv("TOLLGATE_MASTER_KEY="+benchKey), filepath.Join(o.workDir, name+"-tollgate.log"), pw)
+	c, err := startChild(name, cpus, bin, args, env, logPath, pw)
 	if err != nil {
 		pr.Close()
 		return nil, err
@@ -217,7 +264,7 @@ func newTollgateChild(o *options, name, dataDir string, syncWrites bool) (*ready
 		sc := bufio.NewScanner(pr)
 		sent := false
 		for sc.Scan() {
-			if line := sc.Text(); !sent && strings.HasPrefix(line, tollgateReady) {
+			if line := sc.Text(); !sent && strings.HasPrefix(line, readyPrefix) {
 				rc.lines <- line
 				sent = true
 			}
@@ -239,9 +286,9 @@ func waitReadyLine(ctx context.Context, c *readyChild) (string, error) {
 	case line := <-c.lines:
 		return line, nil
 	case <-c.exited:
-		return "", fmt.Errorf("tollgate exited: %v\n%s", c.waitErr, c.logTail())
+		return "", fmt.Errorf("%s exited: %v\n%s", c.name, c.waitErr, c.logTail())
 	case <-timer.C:
-		return "", fmt.Errorf("tollgate not ready after %s\n%s", startTimeout, c.logTail())
+		return "", fmt.Errorf("%s not ready after %s\n%s", c.name, startTimeout, c.logTail())
 	case <-ctx.Done():
 		return "", ctx.Err()
 	}
