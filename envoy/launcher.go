@@ -237,7 +237,7 @@ func (p *Process) waitReady(ctx context.Context, adminPath string) error {
 	if status != http.StatusOK {
 		return fmt.Errorf("list listeners: status %d", status)
 	}
-	port, err := listenerPort(body)
+	port, err := ListenerPort(body)
 	if err != nil {
 		return err
 	}
@@ -279,9 +279,10 @@ func get(ctx context.Context, client *http.Client, url string) (int, []byte, err
 	return resp.StatusCode, body, err
 }
 
-// listenerPort returns the port of the single listener in the admin API's
-// /listeners?format=json answer.
-func listenerPort(body []byte) (int, error) {
+// ListenerPort returns the port of the single listener in the body of Envoy's
+// admin /listeners?format=json answer: with a listener on port 0, that answer
+// is the only place the bound port shows.
+func ListenerPort(body []byte) (int, error) {
 	var doc struct {
 		ListenerStatuses []struct {
 			LocalAddress struct {

@@ -314,15 +314,15 @@ func TestListenerPort(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := listenerPort([]byte(tt.body))
+			got, err := ListenerPort([]byte(tt.body))
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Errorf("listenerPort = %d, %v; want error containing %q", got, err, tt.wantErr)
+					t.Errorf("ListenerPort = %d, %v; want error containing %q", got, err, tt.wantErr)
 				}
 				return
 			}
 			if err != nil || got != tt.want {
-				t.Errorf("listenerPort = %d, %v; want %d", got, err, tt.want)
+				t.Errorf("ListenerPort = %d, %v; want %d", got, err, tt.want)
 			}
 		})
 	}
@@ -333,9 +333,9 @@ func FuzzListenerPort(f *testing.F) {
 	f.Add([]byte(`{"listener_statuses":[{"local_address":{"socket_address":{"port_value":-1}}}]}`))
 	f.Add([]byte(`{}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
-		port, err := listenerPort(body)
+		port, err := ListenerPort(body)
 		if err == nil && (port < 1 || port > 65535) {
-			t.Errorf("listenerPort accepted port %d", port)
+			t.Errorf("ListenerPort accepted port %d", port)
 		}
 	})
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -112,6 +113,10 @@ func TestQuickRun(t *testing.T) {
 		for _, p := range c.Processes {
 			if p.PeakRSSMB <= 0 || p.CPUSeconds < 0 {
 				t.Errorf("%s: process %+v", name, p)
+			}
+			// Only the ext_proc servers' anonymous RSS is sampled.
+			if isServer := slices.Contains(extProcServers, p.Name); isServer != (p.PeakAnonRSSMB > 0) {
+				t.Errorf("%s: process %s has peak anonymous RSS %v MiB; want > 0 only for ext_proc servers", name, p.Name, p.PeakAnonRSSMB)
 			}
 		}
 		if m := c.Metering; m != nil {

@@ -60,8 +60,9 @@ func measureAll(ctx context.Context, o *options, logf func(string, ...any)) (cel
 				for _, t := range targets {
 					k := key{t.name, stream, conc}
 					if acc[k] == nil {
+						n := len(t.sys.procs)
 						acc[k] = &accum{target: t.name, stream: stream, conc: conc, costNano: t.costNano,
-							cpu: make([]time.Duration, len(t.sys.procs)), peakRSS: make([]int64, len(t.sys.procs))}
+							cpu: make([]time.Duration, n), peakRSS: make([]int64, n), peakAnon: make([]int64, n)}
 					}
 					quiesce(ctx, targets)
 					res, err := measureRound(ctx, o, t, bodies[stream], acc[k])
@@ -100,6 +101,13 @@ func startTarget(ctx context.Context, o *options, name string, bodies map[bool][
 	}
 	if err != nil {
 		return nil, err
+	}
+	// From here until the target stops, every warm-up, measured window and
+	// pause between cells is sampled.
+	for _, p := range sys.procs {
+		if slices.Contains(extProcServers, p.name) {
+			p.anon = watchAnon(p.pid(), anonSampleInterval)
+		}
 	}
 	t := &runningTarget{name: name, sys: sys, url: sys.url + "/v1/chat/completions", version: sys.version}
 	if err := t.probe(ctx, bodies); err != nil {
@@ -179,9 +187,11 @@ type accum struct {
 	ok       int
 	errors   int
 	firstErr string
-	// cpu and peakRSS are per measured process, in system.procs order.
+	// cpu, peakRSS and peakAnon are per measured process, in system.procs
+	// order; peakAnon stays 0 for processes without an anonWatch.
 	cpu       []time.Duration
 	peakRSS   []int64
+	peakAnon  []int64
 	driverCPU time.Duration
 	// recordedNano is the spend tollgate recorded during the cell's rounds.
 	recordedNano int64
@@ -235,6 +245,11 @@ func measureRound(ctx context.Context, o *options, t *runningTarget, bodies [][]
 		}
 		a.cpu[i] += st.CPU - before[i].CPU
 		a.peakRSS[i] = st.PeakRSS
+		if p.anon != nil {
+			if a.peakAnon[i], err = p.anon.peakNow(); err != nil {
+				return loadResult{}, err
+			}
+		}
 	}
 	a.driverCPU += driverAfter - driverBefore
 	a.requests += len(res.Latencies)
@@ -343,6 +358,7 @@ func (a *accum) cell(o *options, sys *system) cell {
 			CPUSeconds:      a.cpu[i].Seconds(),
 			CPUPerRequestUS: perRequestUS(a.cpu[i], c.Requests),
 			PeakRSSMB:       float64(a.peakRSS[i]) / (1 << 20),
+			PeakAnonRSSMB:   float64(a.peakAnon[i]) / (1 << 20),
 		})
 	}
 	c.SUTCPUPerRequestUS = perRequestUS(sutCPU, c.Requests)

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -32,6 +33,8 @@ type child struct {
 	logPath string
 	exited  chan struct{}
 	waitErr error // set before exited is closed
+	// anon samples the peak anonymous RSS of ext_proc servers; nil for others.
+	anon *anonWatch
 }
 
 // startChild starts bin pinned to cpus ("" = unpinned) with stderr, and stdout
@@ -68,8 +71,11 @@ func startChild(name, cpus, bin string, args, env []string, logPath string, stdo
 
 func (c *child) pid() int { return c.cmd.Process.Pid }
 
-// stop sends SIGTERM, waits, then kills.
+// stop ends the anonymous RSS sampling, sends SIGTERM, waits, then kills.
 func (c *child) stop() error {
+	if c.anon != nil {
+		c.anon.close()
+	}
 	select {
 	case <-c.exited:
 		return fmt.Errorf("%s exited early: %v (log: %s)", c.name, c.waitErr, c.logPath)
@@ -222,7 +228,7 @@ func readTree(pid int) (procStats, error) {
 		if err != nil {
 			continue
 		}
-		hwm, err := parseVmHWM(status)
+		hwm, _, err := statusBytes(status, "VmHWM")
 		if err != nil {
 			return procStats{}, fmt.Errorf("/proc/%d/status: %w", p, err)
 		}
@@ -296,24 +302,90 @@ func parseStat(b []byte) (statFields, error) {
 	return statFields{ppid: ppid, cpu: time.Duration(ticks) * (time.Second / clockTicks)}, nil
 }
 
-// parseVmHWM returns the VmHWM line of /proc/PID/status in bytes. Kernel
-// threads have none and report 0.
-func parseVmHWM(b []byte) (int64, error) {
+// statusBytes returns the value of a "Name:   N kB" line of /proc/PID/status
+// in bytes, and whether the line is there: zombies and kernel threads have no
+// memory lines.
+func statusBytes(b []byte, name string) (int64, bool, error) {
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	for sc.Scan() {
-		v, ok := strings.CutPrefix(sc.Text(), "VmHWM:")
+		v, ok := strings.CutPrefix(sc.Text(), name+":")
 		if !ok {
 			continue
 		}
 		num, unit, _ := strings.Cut(strings.TrimSpace(v), " ")
 		if strings.TrimSpace(unit) != "kB" {
-			return 0, fmt.Errorf("VmHWM unit %q, want kB", unit)
+			return 0, true, fmt.Errorf("%s unit %q, want kB", name, unit)
 		}
 		kb, err := strconv.ParseInt(num, 10, 64)
 		if err != nil || kb < 0 || kb > 1<<40 {
-			return 0, fmt.Errorf("VmHWM %q: bad number", num)
+			return 0, true, fmt.Errorf("%s %q: bad number", name, num)
 		}
-		return kb << 10, nil
+		return kb << 10, true, nil
 	}
-	return 0, nil
+	return 0, false, nil
+}
+
+// anonSampleInterval is how often an anonWatch samples. RssAnon has no
+// high-water mark of its own, so a peak between samples is missed; 100 ms is
+// short next to how fast a Go heap grows and shrinks under a steady load.
+const anonSampleInterval = 100 * time.Millisecond
+
+// anonWatch keeps the highest RssAnon of one process. VmHWM counts resident
+// file pages too: the executable's and tollgate's memory-mapped Badger tables
+// and logs, which grow with the data written and which the kernel can
+// reclaim. RssAnon is the heap, stacks and runtime the process itself holds.
+type anonWatch struct {
+	pid  int
+	quit chan struct{}
+	done chan struct{}
+
+	mu   sync.Mutex
+	peak int64
+}
+
+// watchAnon samples pid's RssAnon every interval until close.
+func watchAnon(pid int, interval time.Duration) *anonWatch {
+	w := &anonWatch{pid: pid, quit: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		tick := time.NewTicker(interval)
+		defer tick.Stop()
+		for {
+			select {
+			case <-w.quit:
+				return
+			case <-tick.C:
+				// A failed sample is left out: the process may be stopping.
+				// The sample peakNow takes at the end of every round reports errors.
+				_, _ = w.peakNow()
+			}
+		}
+	}()
+	return w
+}
+
+// peakNow samples once more and returns the highest RssAnon seen, bytes.
+func (w *anonWatch) peakNow() (int64, error) {
+	path := fmt.Sprintf("/proc/%d/status", w.pid)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, fmt.Errorf("sample anonymous RSS: %w", err)
+	}
+	n, ok, err := statusBytes(b, "RssAnon")
+	if err == nil && !ok {
+		err = errors.New("no RssAnon line")
+	}
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", path, err)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.peak = max(w.peak, n)
+	return w.peak, nil
+}
+
+// close stops the sampling and waits for it to end.
+func (w *anonWatch) close() {
+	close(w.quit)
+	<-w.done
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -58,43 +59,99 @@ func FuzzParseStat(f *testing.F) {
 	})
 }
 
-func TestParseVmHWM(t *testing.T) {
+func TestStatusBytes(t *testing.T) {
+	const tollgate = "Name:\ttollgate\nVmPeak:\t 1234 kB\nVmHWM:\t   38912 kB\nVmRSS:\t 30000 kB\n" +
+		"RssAnon:\t   23456 kB\nRssFile:\t    6544 kB\nRssShmem:\t       0 kB\n"
 	tests := []struct {
-		name    string
-		in      string
-		want    int64
-		wantErr string
+		name      string
+		in        string
+		field     string
+		want      int64
+		wantFound bool
+		wantErr   string
 	}{
-		{name: "process", in: "Name:\ttollgate\nVmPeak:\t 1234 kB\nVmHWM:\t   38912 kB\nVmRSS:\t 30000 kB\n", want: 38912 << 10},
-		{name: "kernel thread", in: "Name:\tkthreadd\nState:\tS (sleeping)\n", want: 0},
-		{name: "other unit", in: "VmHWM:\t 12 MB\n", wantErr: "unit"},
-		{name: "bad number", in: "VmHWM:\t x kB\n", wantErr: "bad number"},
+		{name: "VmHWM", in: tollgate, field: "VmHWM", want: 38912 << 10, wantFound: true},
+		{name: "RssAnon", in: tollgate, field: "RssAnon", want: 23456 << 10, wantFound: true},
+		{name: "zero", in: tollgate, field: "RssShmem", want: 0, wantFound: true},
+		{name: "prefix of another name", in: "RssAnonymous:\t 5 kB\n", field: "RssAnon", wantFound: false},
+		{name: "kernel thread", in: "Name:\tkthreadd\nState:\tS (sleeping)\n", field: "VmHWM", wantFound: false},
+		{name: "other unit", in: "VmHWM:\t 12 MB\n", field: "VmHWM", wantErr: `VmHWM unit "MB", want kB`},
+		{name: "no unit", in: "RssAnon:\t 12\n", field: "RssAnon", wantErr: `RssAnon unit "", want kB`},
+		{name: "bad number", in: "RssAnon:\t x kB\n", field: "RssAnon", wantErr: `RssAnon "x": bad number`},
+		{name: "negative", in: "RssAnon:\t -4 kB\n", field: "RssAnon", wantErr: `RssAnon "-4": bad number`},
+		{name: "too large", in: "VmHWM:\t 1099511627777 kB\n", field: "VmHWM", wantErr: `VmHWM "1099511627777": bad number`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseVmHWM([]byte(tt.in))
+			got, found, err := statusBytes([]byte(tt.in), tt.field)
 			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Errorf("parseVmHWM error = %v, want one containing %q", err, tt.wantErr)
+				if err == nil || err.Error() != tt.wantErr {
+					t.Errorf("statusBytes error = %v, want %q", err, tt.wantErr)
 				}
 				return
 			}
-			if err != nil || got != tt.want {
-				t.Errorf("parseVmHWM = %d, %v; want %d", got, err, tt.want)
+			if err != nil || got != tt.want || found != tt.wantFound {
+				t.Errorf("statusBytes = %d, %v, %v; want %d, %v", got, found, err, tt.want, tt.wantFound)
 			}
 		})
 	}
 }
 
-func FuzzParseVmHWM(f *testing.F) {
-	f.Add([]byte("VmHWM:\t   38912 kB\n"))
-	f.Add([]byte("VmHWM:"))
-	f.Add([]byte("VmHWM: -1 kB"))
+func FuzzStatusBytes(f *testing.F) {
+	f.Add([]byte("VmHWM:\t   38912 kB\nRssAnon:\t 100 kB\n"))
+	f.Add([]byte("RssAnon:"))
+	f.Add([]byte("RssAnon: -1 kB"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		if n, err := parseVmHWM(b); err == nil && n < 0 {
-			t.Errorf("parseVmHWM(%q) = %d", b, n)
+		for _, field := range []string{"VmHWM", "RssAnon"} {
+			if n, _, err := statusBytes(b, field); err == nil && (n < 0 || n > 1<<50) {
+				t.Errorf("statusBytes(%q, %s) = %d", b, field, n)
+			}
 		}
 	})
+}
+
+// TestAnonWatch watches this test process while it grows its heap by 64 MiB;
+// the bound is half that, so memory the runtime returns meanwhile cannot fail it.
+func TestAnonWatch(t *testing.T) {
+	w := watchAnon(os.Getpid(), time.Millisecond)
+	before, err := w.peakNow()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if before <= 0 {
+		t.Fatalf("peak anonymous RSS = %d, want > 0", before)
+	}
+	const grow = 64 << 20
+	buf := make([]byte, grow)
+	for i := 0; i < len(buf); i += 4096 {
+		buf[i] = 1 // resident only once touched
+	}
+	// The ticker's samples alone must see the growth.
+	sampled := func() int64 {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return w.peak
+	}
+	want := before + grow/2
+	for deadline := time.Now().Add(5 * time.Second); sampled() < want && time.Now().Before(deadline); {
+		runtime.Gosched()
+	}
+	if got := sampled(); got < want {
+		t.Errorf("sampled peak %d after allocating %d bytes on top of %d, want at least %d", got, grow, before, want)
+	}
+	runtime.KeepAlive(buf)
+	w.close()
+	select {
+	case <-w.done:
+	default:
+		t.Error("close returned before the sampling goroutine ended")
+	}
+
+	gone := watchAnon(-1, time.Hour)
+	defer gone.close()
+	if _, err := gone.peakNow(); err == nil || !strings.Contains(err.Error(), "/proc/-1/status") {
+		t.Errorf("peakNow of no process: error %v, want one naming /proc/-1/status", err)
+	}
 }
 
 func TestCPUCount(t *testing.T) {

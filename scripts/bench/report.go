@@ -98,6 +98,9 @@ type procUsage struct {
 	CPUPerRequestUS float64 `json:"cpu_per_request_us"`
 	// PeakRSSMB is VmHWM at the end of the cell: the peak since the process started.
 	PeakRSSMB float64 `json:"peak_rss_mib"`
+	// PeakAnonRSSMB is the highest RssAnon sampled from when the target
+	// started serving to the end of the cell; ext_proc servers only.
+	PeakAnonRSSMB float64 `json:"peak_anon_rss_mib,omitempty"`
 }
 
 // metering compares requests served with spend recorded during a tollgate cell
@@ -288,15 +291,15 @@ func (r *report) checks() []check {
 		})
 	}
 	add("tollgate peak RSS during the load test", "≤ 150 MB", func() (string, bool, bool) {
-		peak, seen := 0.0, false
+		peak, anon, seen := 0.0, 0.0, false
 		for i := range r.Cells {
 			if p := r.Cells[i].process("tollgate"); p != nil && r.Cells[i].Target == targetTollgate {
-				peak, seen = math.Max(peak, p.PeakRSSMB), true
+				peak, anon, seen = math.Max(peak, p.PeakRSSMB), math.Max(anon, p.PeakAnonRSSMB), true
 			}
 		}
 		// MB as in the issue: 10^6 bytes.
-		mb := peak * (1 << 20) / 1e6
-		return fmt.Sprintf("%.0f MB", mb), mb <= 150, seen
+		mb, anonMB := peak*(1<<20)/1e6, anon*(1<<20)/1e6
+		return fmt.Sprintf("%.0f MB (VmHWM; anonymous %.0f MB, the rest file-backed: the executable and Badger's memory-mapped files)", mb, anonMB), mb <= 150, seen
 	})
 	add("Every served non-streaming request recorded once under load", "recorded = served", func() (string, bool, bool) {
 		served, recorded, seen := 0, 0.0, false
@@ -337,9 +340,12 @@ func (r *report) markdown() string {
 		fmt.Fprintf(&b, "Pinning: none (Envoy --concurrency %d).\n\n", s.EnvoyWorkers)
 	}
 	b.WriteString("Latencies in ms; `+` columns are added latency over Envoy alone at the same mode and concurrency (difference of the percentiles). " +
-		"CPU µs/req is CPU time of the measured processes per request; SUT CPU % is of the pinned CPUs; peak RSS is VmHWM. " +
+		"CPU µs/req is CPU time of the measured processes per request; SUT CPU % is of the pinned CPUs. " +
 		"The ext_proc columns are the ext_proc server's process alone: tollgate, or the no-op server of Envoy + no-op ext_proc " +
 		"(Envoy with tollgate's config and an ext_proc server that only answers, the floor of any ext_proc filter). " +
+		"Its peak RSS is VmHWM since it started, file-backed pages included: the executable's and, for tollgate, " +
+		"Badger's memory-mapped tables and logs, which grow with the data written; the kernel can reclaim them. " +
+		"Its peak anon RSS is the highest RssAnon (heap, stacks, runtime), sampled every " + anonSampleInterval.String() + " from the target's start. " +
 		"Metered: requests whose spend tollgate recorded / requests served. " +
 		"⚠ marks cells where the load generator used ≥ 90 % of its CPUs: there it, not the target, set the pace.\n\n")
 	for _, mode := range []string{"non-streaming", "streaming"} {
@@ -382,8 +388,8 @@ func (r *report) table(b *strings.Builder, mode string) {
 		b.WriteString(" TTFB p50 | TTFB p99 | +TTFB p50 |")
 		sep += "--:|--:|--:|"
 	}
-	b.WriteString(" errors | SUT CPU µs/req | SUT CPU % | ext_proc CPU µs/req | ext_proc peak RSS MiB | driver CPU % | metered |\n")
-	sep += "--:|--:|--:|--:|--:|--:|--:|\n"
+	b.WriteString(" errors | SUT CPU µs/req | SUT CPU % | ext_proc CPU µs/req | ext_proc peak RSS MiB | ext_proc peak anon RSS MiB | driver CPU % | metered |\n")
+	sep += "--:|--:|--:|--:|--:|--:|--:|--:|\n"
 	b.WriteString(sep)
 	for _, c := range cells {
 		lat := c.Latency
@@ -400,9 +406,9 @@ func (r *report) table(b *strings.Builder, mode string) {
 			}
 			fmt.Fprintf(b, " %.3f | %.3f | %s |", ttfb.P50, ttfb.P99, added(c.AddedTTFB, func(p *percentiles) float64 { return p.P50 }))
 		}
-		xpCPU, xpRSS, metered := "—", "—", "—"
+		xpCPU, xpRSS, xpAnon, metered := "—", "—", "—", "—"
 		if p := c.extProcServer(); p != nil {
-			xpCPU, xpRSS = fmt.Sprintf("%.0f", p.CPUPerRequestUS), fmt.Sprintf("%.0f", p.PeakRSSMB)
+			xpCPU, xpRSS, xpAnon = fmt.Sprintf("%.0f", p.CPUPerRequestUS), fmt.Sprintf("%.0f", p.PeakRSSMB), fmt.Sprintf("%.0f", p.PeakAnonRSSMB)
 		}
 		if m := c.Metering; m != nil {
 			metered = fmt.Sprintf("%s/%d", fmtCount(m.Recorded), m.Served)
@@ -411,7 +417,7 @@ func (r *report) table(b *strings.Builder, mode string) {
 		if c.driverBound() {
 			driver += " ⚠"
 		}
-		fmt.Fprintf(b, " %d | %.0f | %.0f | %s | %s | %s | %s |\n", c.Errors, c.SUTCPUPerRequestUS, c.SUTCPUPercent, xpCPU, xpRSS, driver, metered)
+		fmt.Fprintf(b, " %d | %.0f | %.0f | %s | %s | %s | %s | %s |\n", c.Errors, c.SUTCPUPerRequestUS, c.SUTCPUPercent, xpCPU, xpRSS, xpAnon, driver, metered)
 	}
 	b.WriteString("\n")
 }

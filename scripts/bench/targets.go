@@ -114,38 +114,13 @@ func startEnvoy(ctx context.Context, o *options, name string, params envoy.Param
 		}
 		if err == nil {
 			var port int
-			if port, err = listenerPort(body); err == nil {
+			if port, err = envoy.ListenerPort(body); err == nil {
 				return c, "http://127.0.0.1:" + strconv.Itoa(port), nil
 			}
 		}
 	}
 	_ = c.stop()
 	return nil, "", err
-}
-
-// listenerPort returns the port of the one listener in Envoy's
-// /listeners?format=json answer.
-func listenerPort(body []byte) (int, error) {
-	var doc struct {
-		ListenerStatuses []struct {
-			LocalAddress struct {
-				SocketAddress struct {
-					PortValue int `json:"port_value"`
-				} `json:"socket_address"`
-			} `json:"local_address"`
-		} `json:"listener_statuses"`
-	}
-	if err := json.Unmarshal(body, &doc); err != nil {
-		return 0, fmt.Errorf("parse envoy listeners: %w", err)
-	}
-	if n := len(doc.ListenerStatuses); n != 1 {
-		return 0, fmt.Errorf("parse envoy listeners: want 1 listener, got %d", n)
-	}
-	port := doc.ListenerStatuses[0].LocalAddress.SocketAddress.PortValue
-	if port <= 0 || port > 65535 {
-		return 0, fmt.Errorf("parse envoy listeners: bad port %d", port)
-	}
-	return port, nil
 }
 
 // startEnvoyAlone is target 1: Envoy with the same listener, routes and
