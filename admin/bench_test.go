@@ -33,8 +33,10 @@ const (
 	// queried customers are spread over the key space; each is on a shared
 	// budget tier, so every lookup also reads the budget, as most real ones do.
 	queried = 1_000
-	// tollgateMemoryLimit mirrors the soft memory limit the tollgate binary sets.
+	// tollgateMemoryLimit and tollgateGCPercent mirror the soft memory limit
+	// and GOGC the tollgate binary sets.
 	tollgateMemoryLimit = 100 << 20
+	tollgateGCPercent   = 50
 )
 
 // BenchmarkCustomerInfo measures GET /customer/info through the admin handler
@@ -49,6 +51,7 @@ func BenchmarkCustomerInfo(b *testing.B) {
 		n = ciCustomers
 	}
 	defer debug.SetMemoryLimit(debug.SetMemoryLimit(tollgateMemoryLimit))
+	defer debug.SetGCPercent(debug.SetGCPercent(tollgateGCPercent))
 
 	st, err := badgerstore.Open(badgerstore.Options{Dir: b.TempDir()})
 	if err != nil {
