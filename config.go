@@ -58,7 +58,15 @@ type config struct {
 	WebhookBackoffMin  time.Duration
 	WebhookBackoffMax  time.Duration
 	WebhookTimeout     time.Duration
+
+	// ShutdownGrace bounds how long in-flight ext_proc streams and admin
+	// requests may take to finish after SIGTERM.
+	ShutdownGrace time.Duration
 }
+
+// defaultShutdownGrace is config.ShutdownGrace's default: under Kubernetes'
+// 30 s terminationGracePeriodSeconds, with room for the store to close.
+const defaultShutdownGrace = 10 * time.Second
 
 // defaultBudgetAlertTTL is LiteLLM's alerting_args.budget_alert_ttl default.
 const defaultBudgetAlertTTL = 24 * time.Hour
@@ -152,6 +160,7 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 		LogFormat:            "text",
 		LogLevel:             "info",
 		StrictBudgets:        true,
+		ShutdownGrace:        defaultShutdownGrace,
 	}
 	var errs []error
 
@@ -180,6 +189,7 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 	timezone := fs.String("timezone", "", "IANA time zone budget windows reset in, e.g. America/New_York (env TOLLGATE_TIMEZONE; default UTC)")
 	strictBudgets := fs.String("strict-budgets", "", "reserve each request's worst-case cost before forwarding it: true|false (env TOLLGATE_STRICT_BUDGETS; default true)")
 	metricsAuth := fs.String("require-auth-for-metrics", "", "GET /metrics takes the master key: true|false (env TOLLGATE_REQUIRE_AUTH_FOR_METRICS; default false, as in LiteLLM)")
+	shutdownGrace := fs.String("shutdown-grace", "", "after SIGTERM, how long in-flight requests may take before they are cut (env TOLLGATE_SHUTDOWN_GRACE; default 10s)")
 	rateWindow := fs.String("rate-limit-window-size", "", "rpm/tpm window in seconds (env LITELLM_RATE_LIMIT_WINDOW_SIZE; default 60)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, nil, err
@@ -355,6 +365,7 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 		{"webhook-backoff-min", &cfg.WebhookBackoffMin, *webhookBackoffMin, fileBackoffMin, "TOLLGATE_WEBHOOK_BACKOFF_MIN"},
 		{"webhook-backoff-max", &cfg.WebhookBackoffMax, *webhookBackoffMax, fileBackoffMax, "TOLLGATE_WEBHOOK_BACKOFF_MAX"},
 		{"webhook-timeout", &cfg.WebhookTimeout, *webhookTimeout, fileTimeout, "TOLLGATE_WEBHOOK_TIMEOUT"},
+		{"shutdown-grace", &cfg.ShutdownGrace, *shutdownGrace, "", "TOLLGATE_SHUTDOWN_GRACE"},
 	} {
 		v := firstNonEmpty(pick(d.flag, d.env), d.fromFile)
 		if v == "" {

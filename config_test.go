@@ -65,7 +65,17 @@ tollgate:
 			want: config{
 				GRPCAddr: "127.0.0.1:50051", AdminAddr: "127.0.0.1:4001", DataDir: "./data", SyncWrites: true,
 				MasterKey: "sk-1", DataPlaneAuth: true, BudgetExceededStatus: 429, LogFormat: "text", LogLevel: "info",
-				StrictBudgets: true,
+				StrictBudgets: true, ShutdownGrace: 10 * time.Second,
+			},
+		},
+		{
+			name: "shutdown grace: flag beats env",
+			args: []string{"--shutdown-grace", "1500ms"},
+			env:  map[string]string{"TOLLGATE_MASTER_KEY": "sk-1", "TOLLGATE_SHUTDOWN_GRACE": "3s"},
+			want: config{
+				GRPCAddr: "127.0.0.1:50051", AdminAddr: "127.0.0.1:4001", DataDir: "./data", SyncWrites: true,
+				MasterKey: "sk-1", DataPlaneAuth: true, BudgetExceededStatus: 429, LogFormat: "text", LogLevel: "info",
+				StrictBudgets: true, ShutdownGrace: 1500 * time.Millisecond,
 			},
 		},
 		{
@@ -77,7 +87,7 @@ tollgate:
 				MasterKey: "sk-yaml", UpstreamAPIKey: "sk-up-env", DataPlaneAuth: false, BudgetExceededStatus: 429,
 				DefaultBudgetID: "default-tier", UserHeaderName: "x-customer",
 				PriceOverrides: map[string]priceOverride{"my-model": {InputCostPerToken: ptr(0.5), OutputCostPerToken: ptr(0.25)}},
-				LogFormat:      "text", LogLevel: "info", StrictBudgets: true,
+				LogFormat:      "text", LogLevel: "info", StrictBudgets: true, ShutdownGrace: 10 * time.Second,
 			},
 			wantWarnings: []string{
 				"ignored config key general_settings.database_url",
@@ -119,7 +129,7 @@ func TestLoadConfigSecretsFromFiles(t *testing.T) {
 }
 
 func TestLoadConfigReportsEveryError(t *testing.T) {
-	_, _, err := loadConfig([]string{"--budget-exceeded-status", "418", "--log-format", "xml", "--sync-writes", "maybe", "extra"}, envMap(nil), io.Discard)
+	_, _, err := loadConfig([]string{"--budget-exceeded-status", "418", "--log-format", "xml", "--sync-writes", "maybe", "--shutdown-grace", "0s", "extra"}, envMap(nil), io.Discard)
 	if err == nil {
 		t.Fatal("want error")
 	}
@@ -129,6 +139,7 @@ func TestLoadConfigReportsEveryError(t *testing.T) {
 		"master key: set TOLLGATE_MASTER_KEY",
 		"budget-exceeded-status: 418, want 429 or 400",
 		`log-format: "xml", want text or json`,
+		`shutdown-grace: "0s", want a positive duration`,
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %q", err, want)

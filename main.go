@@ -42,10 +42,6 @@ import (
 // single message, up to its buffer limit (32 MiB in our configs).
 const maxGRPCMessage = 64 << 20
 
-// shutdownGrace bounds how long in-flight ext_proc streams and admin requests
-// may take to finish after SIGTERM.
-const shutdownGrace = 10 * time.Second
-
 // defaultMemoryLimit is the Go soft memory limit unless GOMEMLIMIT is set: it
 // keeps Badger's compaction garbage from growing the heap (store/badgerstore/README.md).
 const defaultMemoryLimit = 100 << 20
@@ -222,7 +218,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	serving.Store(false)
 	healthSrv.Shutdown()
 
-	shutCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	shutCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
 	defer cancel()
 	stopped := make(chan struct{})
 	go func() { grpcSrv.GracefulStop(); close(stopped) }()
