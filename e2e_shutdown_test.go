@@ -73,21 +73,19 @@ func TestE2EShutdownDrainsInFlightRequests(t *testing.T) {
 		exitBound = defaultShutdownGrace + 5*time.Second
 	)
 	rig := newShutdownRig(t, s, customer)
-	cost, send, stats, release := rig.cost, rig.send, rig.stats, rig.release
-
 	// 50 requests pass tollgate's request phase and wait at the upstream,
 	// each with its ext_proc stream open for the response phase.
 	heldResults := make(chan shutdownResult, inFlight)
 	for range inFlight {
-		go func() { heldResults <- send(true) }()
+		go func() { heldResults <- rig.send(true) }()
 	}
 	// Cleanups run last in, first out: the calls end before the processes stop.
-	t.Cleanup(func() { release() })
+	t.Cleanup(func() { rig.release() })
 	limPoll(t, "50 requests held at the upstream", 10*time.Millisecond, shutdownClientBound, func() bool {
 		if len(heldResults) > 0 {
 			t.Fatalf("a request ended before the upstream held it: %v", <-heldResults)
 		}
-		return stats().Held == inFlight
+		return rig.stats().Held == inFlight
 	})
 
 	sigterm := time.Now()
@@ -108,26 +106,26 @@ func TestE2EShutdownDrainsInFlightRequests(t *testing.T) {
 	// Late requests, while the 50 keep tollgate draining.
 	lateResults := make(chan shutdownResult, late)
 	for range late {
-		go func() { lateResults <- send(false) }()
+		go func() { lateResults <- rig.send(false) }()
 	}
 	charged := 0
 	for range late {
 		switch r := <-lateResults; {
-		case r.err == nil && r.code == http.StatusOK && r.cost == cost.String():
+		case r.err == nil && r.code == http.StatusOK && r.cost == rig.cost.String():
 			charged++
 		case r.err == nil && r.code == http.StatusInternalServerError:
 		default:
-			t.Errorf("late request: %v (cost header %q), want 200 costing %s or Envoy's 500", r, r.cost, cost)
+			t.Errorf("late request: %v (cost header %q), want 200 costing %s or Envoy's 500", r, r.cost, rig.cost)
 		}
 	}
 
-	if n := release(); n != inFlight {
+	if n := rig.release(); n != inFlight {
 		t.Errorf("released %d requests, want %d", n, inFlight)
 	}
 	for range inFlight {
 		r := <-heldResults
-		if r.err != nil || r.code != http.StatusOK || r.cost != cost.String() {
-			t.Errorf("request in flight at SIGTERM: %v (cost header %q), want 200 costing %s", r, r.cost, cost)
+		if r.err != nil || r.code != http.StatusOK || r.cost != rig.cost.String() {
+			t.Errorf("request in flight at SIGTERM: %v (cost header %q), want 200 costing %s", r, r.cost, rig.cost)
 			continue
 		}
 		charged++
@@ -142,21 +140,21 @@ func TestE2EShutdownDrainsInFlightRequests(t *testing.T) {
 
 	// What was recorded survived the shutdown: a tollgate restarted on the
 	// same data directory reports it.
-	if got, want := rig.spendAfterRestart(), store.Nano(charged)*cost; got != want {
-		t.Errorf("spend after restart = %d nano-USD, want %d (%d responses × %d)", got, want, charged, cost)
+	if got, want := rig.spendAfterRestart(), store.Nano(charged)*rig.cost; got != want {
+		t.Errorf("spend after restart = %d nano-USD, want %d (%d responses × %d)", got, want, charged, rig.cost)
 	}
 	logs := s.spendLogs(customer)
 	ids := map[string]bool{}
 	for _, l := range logs {
-		if l.Cost != cost {
-			t.Errorf("spend log %s costs %d nano-USD, want %d", l.RequestID, l.Cost, cost)
+		if l.Cost != rig.cost {
+			t.Errorf("spend log %s costs %d nano-USD, want %d", l.RequestID, l.Cost, rig.cost)
 		}
 		ids[l.RequestID] = true
 	}
 	if len(logs) != charged || len(ids) != charged {
 		t.Errorf("%d spend logs (%d request ids), want one for each of the %d 200 responses", len(logs), len(ids), charged)
 	}
-	if got := stats().Requests; got != int64(charged) {
+	if got := rig.stats().Requests; got != int64(charged) {
 		t.Errorf("the upstream served %d requests, want only the %d charged ones", got, charged)
 	}
 }
